@@ -1,0 +1,12 @@
+"""kerasreg: the regularization bag of tricks for Keras 3.
+
+Drop-in layers (augmentation, stochastic regularization, low-rank bottlenecks),
+callbacks (smoothed early stopping, explosion detection, weight averaging,
+snapshot ensembles, learning-rate finding), ensembles, training-pipeline
+diagnostics and a keras-tuner integration. Backend-agnostic: only the public
+`keras`, `keras.ops` and `keras.random` APIs are used.
+"""
+
+__version__ = "0.1.0"
+
+from kerasreg import callbacks, layers, ops  # noqa: F401

@@ -1,0 +1,1 @@
+"""kerasreg callbacks: drop them into `model.fit(callbacks=[...])`."""

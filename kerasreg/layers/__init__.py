@@ -1,0 +1,1 @@
+"""kerasreg layers: stochastic regularization, bottlenecks and augmentation."""
