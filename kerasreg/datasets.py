@@ -33,6 +33,7 @@ CIFAR10_CLASSES = (
 )
 
 ENV_VAR = "KERASREG_DATA_DIR"
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -90,7 +91,8 @@ def _read_split_pil(split_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
     xs, ys = [], []
     for label, name in enumerate(CIFAR10_CLASSES):
-        for f in sorted((split_dir / name).glob("*.jpg")):
+        files = sorted((split_dir / name).iterdir())
+        for f in (f for f in files if f.suffix.lower() in _IMAGE_SUFFIXES):
             with Image.open(f) as im:
                 xs.append(np.asarray(im.convert("RGB"), dtype="uint8"))
             ys.append(label)
