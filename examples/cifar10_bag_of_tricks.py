@@ -486,8 +486,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def load_runs(path: Path) -> list[RunResult]:
+    """The runs a previous invocation saved in `runs.json`."""
+    return [RunResult(**r) for r in json.loads(Path(path).read_text())]
+
+
+def merge(dirs: Iterable[str], out_dir: Path, header: str = "") -> list[Summary]:
+    """One table from the `runs.json` of several runs, rows in the default order."""
+    results = [r for d in dirs for r in load_runs(Path(d) / "runs.json")]
+    order = {row: i for i, row in enumerate(DEFAULT_ROWS)}
+    results.sort(key=lambda r: (order.get(r.row, len(order)), r.row, r.seed))
+    summaries = summarize(results)
+    write_results(summaries, results, out_dir, header)
+    seed0 = min(r.seed for r in results)
+    save_learning_curves(
+        {r.row: r.history for r in results if r.seed == seed0},
+        out_dir / "learning_curves.png",
+    )
+    return summaries
+
+
 def main(argv: Sequence[str] | None = None) -> list[Summary]:
     args = parse_args(argv)
+    if args.merge:
+        summaries = merge(
+            args.merge,
+            Path(args.output_dir),
+            header=f"Merged from {len(args.merge)} runs",
+        )
+        print(markdown_table(summaries))
+        return summaries
     import keras
 
     settings = Settings(

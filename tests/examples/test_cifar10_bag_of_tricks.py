@@ -77,3 +77,17 @@ def test_rows_are_validated(example):
         example.tricks_of("mixup")
     args = example.parse_args(["--quick", "--epochs", "1", "--tricks", "baseline,all"])
     assert args.epochs == 1 and args.seeds == [0] and args.rows == ["baseline", "all"]
+
+
+def test_merge_combines_runs_in_row_order(example, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    example.write_results(
+        [], [_run(example, "all", 0, 0.6), _run(example, "baseline", 1, 0.5)], a
+    )
+    example.write_results([], [_run(example, "baseline", 0, 0.4)], b)
+    summaries = example.main(
+        ["--merge", str(a), str(b), "--output-dir", str(tmp_path / "m")]
+    )
+    assert [(s.row, s.seeds) for s in summaries] == [("baseline", 2), ("all", 1)]
+    assert summaries[0].test_accuracy == pytest.approx(0.45)
+    assert (tmp_path / "m" / "learning_curves.png").exists()
