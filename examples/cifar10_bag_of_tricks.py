@@ -463,6 +463,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--verbose", default="auto", help="Keras fit verbosity (auto, 0, 1, 2)"
     )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="combine the runs.json of earlier runs (e.g. rows split over processes) "
+        "into one table in --output-dir; trains nothing",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.train_size = min(args.train_size, 2_000)
