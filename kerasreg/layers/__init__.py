@@ -1,1 +1,12 @@
 """kerasreg layers: stochastic regularization, bottlenecks and augmentation."""
+
+# Stochastic regularization and bottlenecks (issue 2).
+from kerasreg.layers.drop_block import DropBlock2D  # noqa: E402, F401
+from kerasreg.layers.drop_connect import (  # noqa: E402, F401
+    DropConnectConv2D,
+    DropConnectDense,
+)
+from kerasreg.layers.drop_path import DropPath  # noqa: E402, F401
+from kerasreg.layers.inverted_dropout import InvertedDropout  # noqa: E402, F401
+from kerasreg.layers.low_rank import LowRankDense, LowRankReport  # noqa: E402, F401
+from kerasreg.mc import mc_predict  # noqa: E402, F401

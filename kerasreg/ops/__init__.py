@@ -5,3 +5,20 @@ Each layer is a thin wrapper whose `call` validates the mode and delegates here
 explicit `seed` (a `keras.random.SeedGenerator` or an integer) and use only
 `keras.ops` / `keras.random`, so they run on every Keras backend.
 """
+
+# Stochastic regularization (issue 2).
+from kerasreg.ops.drop_block import (  # noqa: E402, F401
+    drop_block_2d,
+    drop_block_gamma,
+    drop_block_mask,
+    drop_block_valid_region,
+)
+from kerasreg.ops.drop_connect import (  # noqa: E402, F401
+    drop_connect_kernel,
+    drop_connect_mask,
+    drop_connect_matmul_per_example,
+    drop_connect_variance,
+    gaussian_moment_sampling,
+)
+from kerasreg.ops.drop_path import drop_path  # noqa: E402, F401
+from kerasreg.ops.dropout import inverted_dropout  # noqa: E402, F401
