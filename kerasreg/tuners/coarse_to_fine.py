@@ -1,0 +1,540 @@
+"""Coarse-to-fine random search: a keras-tuner Oracle and its thin Tuner.
+
+Stage 1 samples the declared space at random (log-uniform where
+`hp.Float(..., sampling="log")`) with a short training budget; each later
+stage narrows every range to the region of the best trials so far and samples
+again with a longer budget. The strategy lives in `CoarseToFineOracle`
+(keras-tuner's design: a new strategy is a new `Oracle` implementing
+`populate_space`); `CoarseToFineSearch` only builds it, passes each stage's
+epochs to `fit` and scores exploding trials.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import keras_tuner
+from keras_tuner.engine.hyperparameters import HyperParameters
+
+from kerasreg import utils
+from kerasreg.tuners import narrowing
+
+STAGE_KEY = "tuner/stage"
+EPOCHS_KEY = "tuner/epochs"
+EXPLODED_METRIC = "exploded"
+
+DEFAULT_STAGES = ({"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10})
+
+_RUNNING, _IDLE, _STOPPED, _COMPLETED = "RUNNING", "IDLE", "STOPPED", "COMPLETED"
+
+
+def _check_stages(stages: Any) -> list[dict]:
+    expected = (
+        'a non-empty list of dicts like {"trials": 30, "epochs": 5} '
+        '("trials" an integer >= 1, optional "epochs" an integer >= 1)'
+    )
+    if isinstance(stages, dict) or not isinstance(stages, Sequence) or not stages:
+        raise utils.invalid_value("stages", expected, stages)
+    checked = []
+    for stage in stages:
+        if not isinstance(stage, dict) or "trials" not in stage:
+            raise utils.invalid_value("stages", expected, stages)
+        unknown = set(stage) - {"trials", "epochs"}
+        if unknown:
+            raise utils.invalid_value(
+                "stages", expected + f"; unknown keys {sorted(unknown)}", stages
+            )
+        ok_trials = _is_pos_int(stage["trials"])
+        epochs = stage.get("epochs")
+        if not ok_trials or (epochs is not None and not _is_pos_int(epochs)):
+            raise utils.invalid_value("stages", expected, stages)
+        checked.append(
+            {
+                "trials": int(stage["trials"]),
+                "epochs": None if epochs is None else int(epochs),
+            }
+        )
+    return checked
+
+
+def _is_pos_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+class CoarseToFineOracle(keras_tuner.Oracle):
+    """Staged random search that narrows the space to the best trials.
+
+    Stage 1 draws `stages[0]["trials"]` configurations from the declared
+    space (log-uniform for `sampling="log"`, like `RandomSearch`). Before each
+    later stage the oracle waits until every trial of the stages before has
+    ended (workers are told to wait, status `"IDLE"`, in the meantime), takes
+    the `top_k` best completed trials so far, and narrows each hyper-parameter:
+
+    - `Float`/`Int`: to the span of the top trials' values in the sampling
+      space (decades for log sampling), widened on each side by `margin` times
+      the width of the previous stage's range, within the declared bounds;
+    - `Choice`/`Boolean`: to the values the top trials used.
+
+    Hyper-parameters that no top trial used (inactive conditional ones) keep
+    their previous range; exploding trials (scored +-inf) never count as top
+    trials. The oracle alone decides which stage a trial belongs to: it writes
+    the stage number and its epochs into the trial's values (`"tuner/stage"`,
+    `"tuner/epochs"`, as `Hyperband` does with `"tuner/epochs"`) and keeps the
+    stage, the stage of every trial and the ranges of every stage in its
+    saved state, so a search resumed with `overwrite=False` goes on in the
+    same stage, and a distributed search (one chief oracle, many workers)
+    respects every stage boundary. If a stage's narrowed space runs out of new
+    values (small discrete spaces), the stage ends early.
+
+    Args:
+        objective: A string, `keras_tuner.Objective` or list of them: what to
+            optimise (as in every keras-tuner oracle). Defaults to `None`.
+        stages: List of dicts, one per stage: `"trials"` (integer >= 1) and
+            optionally `"epochs"` (integer >= 1; passed to `fit` by
+            `CoarseToFineSearch`, which otherwise keeps the `epochs` given to
+            `search`). Defaults to
+            `[{"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10}]`.
+        top_k: How many best trials define the next stage's ranges, at most
+            the first stage's trials. Defaults to `5`.
+        margin: Widening of each narrowed numeric range, on each side, as a
+            fraction of the previous stage's range width in sampling space
+            (`0.1` of a 5-decade range is half a decade). Defaults to `0.1`.
+        seed: Random seed. Defaults to `None`.
+        hyperparameters: Optional `HyperParameters` to declare or override
+            the space. Defaults to `None`.
+        allow_new_entries: As in keras-tuner. Defaults to `True`.
+        tune_new_entries: As in keras-tuner. Defaults to `True`.
+        max_retries_per_trial: As in keras-tuner. Defaults to `0`.
+        max_consecutive_failed_trials: As in keras-tuner; exploding trials
+            that `CoarseToFineSearch` scores as the worst value are completed,
+            not failed, and never count. Defaults to `3`.
+
+    Example:
+
+    >>> oracle = CoarseToFineOracle(
+    ...     objective="val_accuracy",
+    ...     stages=[{"trials": 20, "epochs": 2}, {"trials": 10, "epochs": 6}],
+    ...     top_k=4,
+    ... )
+    >>> oracle.max_trials
+    30
+
+    Reference:
+        Bergstra and Bengio, "Random Search for Hyper-Parameter Optimization",
+        JMLR 2012; CS231n, "Hyperparameter optimization" (coarse-to-fine
+        search in log space).
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        stages: Sequence[dict] = DEFAULT_STAGES,
+        top_k: int = 5,
+        margin: float = 0.1,
+        seed: int | None = None,
+        hyperparameters=None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+    ):
+        self.stages = _check_stages(stages)
+        self.top_k = utils.check_int("top_k", top_k, 1)
+        if self.top_k > self.stages[0]["trials"]:
+            raise utils.invalid_value(
+                "top_k",
+                f"an integer in [1, {self.stages[0]['trials']}] (at most the "
+                "trials of the first stage)",
+                top_k,
+            )
+        self.margin = utils.check_float("margin", margin, 0.0)
+        super().__init__(
+            objective=objective,
+            max_trials=sum(s["trials"] for s in self.stages),
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        self._stage = 0  # Index of the current stage.
+        self._stage_of = {}  # trial_id -> stage index.
+        self._stage_info = []  # One record per opened stage.
+
+    # -- public views ------------------------------------------------------
+
+    @property
+    def current_stage(self) -> int:
+        """The number (1-based) of the stage trials are drawn from now."""
+        return self._stage + 1
+
+    def stage_of(self, trial_id: str) -> int:
+        """The stage number (1-based) of a trial."""
+        return self._stage_of[trial_id] + 1
+
+    @property
+    def stage_ranges(self) -> list[dict]:
+        """One record per stage opened so far.
+
+        Each is a dict with `"stage"` (1-based), `"trials"`, `"epochs"`,
+        `"ranges"` (hyper-parameter name -> range dict, see
+        `kerasreg.tuners.narrowing`), `"from_trials"` (ids of the top trials
+        the ranges come from; empty for stage 1) and `"exhausted"`.
+        """
+        return copy.deepcopy(self._stage_info)
+
+    def stage_summary(self) -> str:
+        """The stages and the ranges each one searched, as text."""
+        lines = []
+        for info in self._stage_info:
+            index = info["stage"] - 1
+            ids = [t for t, s in self._stage_of.items() if s == index]
+            done = [
+                self.trials[t]
+                for t in ids
+                if t in self.trials and self.trials[t].status == _COMPLETED
+            ]
+            scores = [t.score for t in done if t.score is not None]
+            finite = [s for s in scores if math.isfinite(s)]
+            best = (
+                (max(finite) if self.objective.direction == "max" else min(finite))
+                if finite
+                else None
+            )
+            epochs = info["epochs"] if info["epochs"] is not None else "search()"
+            head = (
+                f"Stage {info['stage']}/{len(self.stages)}: {len(ids)}/"
+                f"{info['trials']} trials, {epochs} epochs"
+            )
+            if best is not None:
+                head += f", best {self.objective.name} = {best:.4g}"
+            if info["exhausted"]:
+                head += " (space exhausted, stage ended early)"
+            lines.append(head)
+            if info["from_trials"]:
+                lines.append(
+                    f"  narrowed from the top {len(info['from_trials'])} trials "
+                    f"{info['from_trials']}"
+                )
+            for name, range_ in info["ranges"].items():
+                lines.append(f"  {name}: {narrowing.format_range(range_)}")
+        return "\n".join(lines)
+
+    # -- the strategy --------------------------------------------------------
+
+    def populate_space(self, trial_id):
+        """Values for the next trial: of the current stage, or of the next one.
+
+        Returns:
+            A dict with `"status"` (`"RUNNING"`, `"IDLE"` while trials of the
+            finished stage are still running, `"STOPPED"`) and `"values"`.
+        """
+        if not self._stage_info:
+            self._open_stage(0)
+        while True:
+            spec = self.stages[self._stage]
+            info = self._stage_info[self._stage]
+            created = sum(1 for s in self._stage_of.values() if s == self._stage)
+            if created < spec["trials"] and not info["exhausted"]:
+                values = self._sample_values(info)
+                if values is not None:
+                    self._stage_of[trial_id] = self._stage
+                    return {"status": _RUNNING, "values": values}
+                info["exhausted"] = True
+                warnings.warn(
+                    f"CoarseToFineOracle: stage {self._stage + 1} found no new "
+                    f"values after {self._max_collisions} tries; the stage ends "
+                    f"early with {created} trials.",
+                    stacklevel=2,
+                )
+            # Every trial of the stage exists: the next stage may only narrow
+            # once all of them (and any retries) have ended.
+            if self.ongoing_trials or self._retry_queue:
+                return {"status": _IDLE, "values": None}
+            if self._stage + 1 == len(self.stages):
+                return {"status": _STOPPED, "values": None}
+            self._open_stage(self._stage + 1)
+
+    def _open_stage(self, index: int) -> None:
+        space = self.hyperparameters.space
+        from_trials = []
+        if index == 0:
+            ranges = {}
+            for hp in space:
+                range_ = narrowing.full_range(hp)
+                if range_ is not None:
+                    ranges[hp.name] = range_
+        else:
+            previous = self._stage_info[index - 1]["ranges"]
+            top = self._top_trials(index)
+            from_trials = [t.trial_id for t in top]
+            if not top:
+                warnings.warn(
+                    f"CoarseToFineOracle: no completed trial with a finite score "
+                    f"before stage {index + 1}; it keeps the ranges of stage "
+                    f"{index}.",
+                    stacklevel=3,
+                )
+            ranges = {}
+            for hp in space:
+                prev = previous.get(hp.name) or narrowing.full_range(hp)
+                if prev is None:
+                    continue
+                seen = [
+                    t.hyperparameters.values[hp.name]
+                    for t in top
+                    if hp.name in t.hyperparameters.values
+                ]
+                if not seen:
+                    ranges[hp.name] = prev
+                elif narrowing.is_numeric(hp):
+                    ranges[hp.name] = narrowing.narrow_numeric(
+                        hp, seen, prev, self.margin
+                    )
+                else:
+                    ranges[hp.name] = narrowing.narrow_choice(hp, seen)
+        spec = self.stages[index]
+        self._stage_info.append(
+            {
+                "stage": index + 1,
+                "trials": spec["trials"],
+                "epochs": spec["epochs"],
+                "ranges": ranges,
+                "from_trials": from_trials,
+                "exhausted": False,
+            }
+        )
+        self._stage = index
+
+    def _top_trials(self, index: int) -> list:
+        done = [
+            self.trials[t]
+            for t, s in self._stage_of.items()
+            if s < index
+            and t in self.trials
+            and self.trials[t].status == _COMPLETED
+            and self.trials[t].score is not None
+            and math.isfinite(self.trials[t].score)
+        ]
+        done.sort(key=lambda t: t.score, reverse=self.objective.direction == "max")
+        return done[: self.top_k]
+
+    def _sample_values(self, info: dict) -> dict | None:
+        ranges = info["ranges"]
+        collisions = 0
+        while True:
+            hps = HyperParameters()
+            for hp in self.hyperparameters.space:
+                hps.merge([hp])
+                if hps.is_active(hp):
+                    if hp.name not in ranges:
+                        # Declared after the stage opened (e.g. in `run_trial`):
+                        # searched over its declared range, shown as such.
+                        full = narrowing.full_range(hp)
+                        if full is not None:
+                            ranges[hp.name] = full
+                    rng = random.Random(self._seed_state)
+                    hps.values[hp.name] = narrowing.sample(hp, ranges.get(hp.name), rng)
+                    self._seed_state += 1
+            values = dict(hps.values)
+            values[STAGE_KEY] = info["stage"]
+            if info["epochs"] is not None:
+                values[EPOCHS_KEY] = info["epochs"]
+            if self._duplicate(values):
+                collisions += 1
+                if collisions > self._max_collisions:
+                    return None
+                continue
+            return values
+
+    # -- state (saved with every trial; restored by `overwrite=False`) ------
+
+    def get_state(self):
+        state = super().get_state()
+        state.update(
+            {
+                "stages": self.stages,
+                "top_k": self.top_k,
+                "margin": self.margin,
+                "stage": self._stage,
+                "stage_of": self._stage_of,
+                "stage_info": self._stage_info,
+            }
+        )
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        if [dict(s) for s in state["stages"]] != self.stages:
+            raise ValueError(
+                "The project being reloaded was searched with "
+                f"stages={state['stages']}, but this oracle has "
+                f"stages={self.stages}. Pass the same stages to resume, or "
+                "`overwrite=True` / a new `project_name` to start afresh."
+            )
+        self.top_k = state["top_k"]
+        self.margin = state["margin"]
+        self._stage = state["stage"]
+        self._stage_of = dict(state["stage_of"])
+        self._stage_info = state["stage_info"]
+
+
+def worst_value(direction: str) -> float:
+    """The score an exploding trial gets: -inf to maximise, +inf to minimise."""
+    return -math.inf if direction == "max" else math.inf
+
+
+class CoarseToFineSearch(keras_tuner.Tuner):
+    """Coarse-to-fine random search in log space (a thin keras-tuner Tuner).
+
+    The search strategy is `CoarseToFineOracle` (see there for how stages
+    narrow the space). This tuner adds two things to `keras_tuner.Tuner`:
+
+    - each trial trains for its stage's `"epochs"` (overriding the `epochs`
+      given to `search`);
+    - each execution gets its own `kerasreg.callbacks.ExplosionDetector`
+      (`monitor="loss"`, `factor=explosion_factor`, `warmup_batches=1`): a
+      trial whose cost goes above `explosion_factor` x its initial cost (the
+      first batch's), or becomes NaN / inf, stops
+      at once and is scored as the worst possible value (`-inf` for a
+      maximised objective, `+inf` for a minimised one) with the metric
+      `"exploded"` = 1. It counts as completed, so the search goes on and
+      `max_consecutive_failed_trials` never stops the search because of it.
+
+    Callbacks given to `search` are deep-copied for every trial, as in every
+    keras-tuner tuner. `results_summary()` shows the ranges of every stage
+    before the best trials.
+
+    Args:
+        hypermodel: A `keras_tuner.HyperModel` (e.g.
+            `kerasreg.tuners.RegularizationHyperModel`) or a function
+            `build(hp) -> keras.Model`. Defaults to `None` (only when
+            `run_trial` is overridden).
+        objective: What to optimise, e.g. `"val_accuracy"`. Defaults to
+            `None`.
+        stages: The stages (see `CoarseToFineOracle`). Defaults to
+            `[{"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10}]`.
+        top_k: Best trials that define the next stage. Defaults to `5`.
+        margin: Range widening (see `CoarseToFineOracle`). Defaults to `0.1`.
+        seed: Random seed. Defaults to `None`.
+        explosion_factor: Threshold of the `ExplosionDetector`, > 1, or
+            `None` to add no detector. Defaults to `3.0`.
+        hyperparameters: As in keras-tuner. Defaults to `None`.
+        tune_new_entries: As in keras-tuner. Defaults to `True`.
+        allow_new_entries: As in keras-tuner. Defaults to `True`.
+        max_retries_per_trial: As in keras-tuner. Defaults to `0`.
+        max_consecutive_failed_trials: As in keras-tuner. Defaults to `3`.
+        **kwargs: Any other `keras_tuner.Tuner` argument (`directory`,
+            `project_name`, `overwrite`, `executions_per_trial`, ...).
+
+    Example:
+
+    >>> tuner = CoarseToFineSearch(
+    ...     RegularizationHyperModel(build_model, loss="sparse_categorical_crossentropy",
+    ...                              metrics=["accuracy"]),
+    ...     objective="val_accuracy",
+    ...     stages=[{"trials": 20, "epochs": 2}, {"trials": 10, "epochs": 6}],
+    ...     directory="runs", project_name="c2f")
+    >>> tuner.search(x, y, validation_data=(x_val, y_val))  # doctest: +SKIP
+    >>> tuner.results_summary()  # doctest: +SKIP
+
+    Reference:
+        Bergstra and Bengio, "Random Search for Hyper-Parameter Optimization",
+        JMLR 2012; CS231n, "Hyperparameter optimization".
+    """
+
+    def __init__(
+        self,
+        hypermodel=None,
+        objective=None,
+        stages: Sequence[dict] = DEFAULT_STAGES,
+        top_k: int = 5,
+        margin: float = 0.1,
+        seed: int | None = None,
+        explosion_factor: float | None = 3.0,
+        hyperparameters=None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        **kwargs,
+    ):
+        if explosion_factor is not None:
+            explosion_factor = utils.check_float(
+                "explosion_factor", explosion_factor, 1.0, low_inclusive=False
+            )
+        self.seed = seed
+        self.explosion_factor = explosion_factor
+        self.idle_wait = 0.5  # Seconds between asks while the oracle waits.
+        self._asked_without_trial = False
+        oracle = CoarseToFineOracle(
+            objective=objective,
+            stages=stages,
+            top_k=top_k,
+            margin=margin,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        super().__init__(oracle, hypermodel, **kwargs)
+
+    def pre_create_trial(self):
+        # `search` asks again at once when the oracle answers "IDLE" (a worker
+        # waiting for the other workers to end a stage): pause between asks.
+        if self._asked_without_trial:
+            time.sleep(self.idle_wait)
+        self._asked_without_trial = True
+
+    def on_trial_begin(self, trial):
+        self._asked_without_trial = False
+        super().on_trial_begin(trial)
+
+    def run_trial(self, trial, *args, **kwargs):
+        """Trains one configuration for its stage's epochs."""
+        epochs = trial.hyperparameters.values.get(EPOCHS_KEY)
+        if epochs is not None:
+            kwargs["epochs"] = int(epochs)
+        return super().run_trial(trial, *args, **kwargs)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        # keras-tuner's per-execution hook (the callbacks here are already this
+        # execution's deep copies): add a fresh detector we can read after fit.
+        if self.explosion_factor is None:
+            return super()._build_and_fit_model(trial, *args, **kwargs)
+        from kerasreg.callbacks import ExplosionDetector
+
+        # The reference is the first batch's cost: the cost before training
+        # moved the weights, which is what "its initial cost" means here.
+        detector = ExplosionDetector(
+            monitor="loss", factor=self.explosion_factor, warmup_batches=1, verbose=0
+        )
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [detector]
+        results = super()._build_and_fit_model(trial, *args, **kwargs)
+        if not detector.exploded:
+            return results
+        objective = self.oracle.objective
+        directions = getattr(objective, "name_to_direction", None) or {
+            objective.name: objective.direction
+        }
+        worst = {name: worst_value(d) for name, d in directions.items()}
+        worst[EXPLODED_METRIC] = 1.0
+        trial.message = detector.message
+        return worst
+
+    def results_summary(self, num_trials: int = 10):
+        """Prints every stage's ranges, then keras-tuner's best trials."""
+        if isinstance(self.oracle, CoarseToFineOracle):
+            print("Coarse-to-fine stages")
+            print(self.oracle.stage_summary())
+            print()
+        super().results_summary(num_trials)
