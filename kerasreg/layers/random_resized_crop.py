@@ -1,0 +1,147 @@
+"""Inception-style random-resized crop (Szegedy et al. 2015), per image."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kerasreg import utils
+from kerasreg.layers.augmentation_layer import AugmentationLayer
+from kerasreg.ops import image as image_ops
+
+
+def check_static_size(layer, input_shape):
+    """Crop layers need the input height and width to be known."""
+    if input_shape[-3] is None or input_shape[-2] is None:
+        raise ValueError(
+            f"`{type(layer).__name__}` needs a static image height and width. "
+            f"Received: input shape={tuple(input_shape)}"
+        )
+
+
+@utils.register
+class RandomResizedCrop(AugmentationLayer):
+    """Crops a random area and aspect ratio of each image, resized to a fixed size.
+
+    The Inception training crop (Szegedy et al. 2015; torchvision's
+    `RandomResizedCrop`): for every image its own box is drawn, covering a
+    fraction of the image area uniform in `scale` and with an aspect ratio
+    (width / height) log-uniform in `ratio`; the box is resized to
+    `(height, width)`. Up to 10 boxes are tried per image, the first one
+    inside the image wins; when none fits, the largest centred box with the
+    aspect clipped to `ratio` is used. All images of a batch are cropped in
+    one batched projective transform, each with its own box (Keras's
+    `RandomCrop` uses one location for the whole batch).
+
+    At inference the layer takes the largest centred crop with the output
+    aspect ratio and resizes it (`keras.ops.image.resize` with
+    `crop_to_aspect_ratio=True`).
+
+    The TensorFlow backend has no XLA kernel for the projective transform, so
+    (like Keras's `RandomZoom`) the layer sets `supports_jit = False` there and
+    a model compiled with `jit_compile=True` falls back to a graph without
+    XLA; on JAX it compiles.
+
+    Args:
+        height: Output height. Defaults to none (required).
+        width: Output width. Defaults to none (required).
+        scale: `(min, max)` fraction of the image area, in `(0, 1]`.
+            Defaults to `(0.08, 1.0)`.
+        ratio: `(min, max)` aspect ratio (width / height), positive.
+            Defaults to `(3/4, 4/3)`.
+        interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        value_range: `(min, max)` of the pixel values. Defaults to `(0, 255)`.
+        seed: Integer seed. Defaults to `None`.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`).
+
+    Call arguments:
+        inputs: Image `(H, W, C)` or batch `(N, H, W, C)`, integer or float.
+        training: Whether to take random crops. Defaults to `True` when called
+            directly.
+
+    Input shape:
+        `(H, W, C)` or `(N, H, W, C)` with known `H` and `W`.
+
+    Output shape:
+        `(height, width, C)` or `(N, height, width, C)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> images = np.random.uniform(0, 255, (4, 64, 48, 3)).astype("float32")
+    >>> RandomResizedCrop(32, 32, seed=0)(images).shape
+    (4, 32, 32, 3)
+
+    Reference:
+        - [Szegedy et al., 2015](https://arxiv.org/abs/1409.4842), "Going
+          deeper with convolutions", section 6.
+    """
+
+    def __init__(
+        self,
+        height,
+        width,
+        scale=(0.08, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        interpolation="bilinear",
+        value_range=(0, 255),
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(value_range=value_range, seed=seed, **kwargs)
+        self.height = utils.check_int("height", height, 1)
+        self.width = utils.check_int("width", width, 1)
+        self.scale = utils.check_range("scale", scale, 0.0, 1.0)
+        if self.scale[0] <= 0:
+            raise utils.invalid_value(
+                "scale", "a range `(min, max)` with 0 < min <= max <= 1", scale
+            )
+        self.ratio = utils.check_range("ratio", ratio, 0.0)
+        if self.ratio[0] <= 0:
+            raise utils.invalid_value(
+                "ratio", "a range `(min, max)` with 0 < min <= max", ratio
+            )
+        self.interpolation = utils.check_choice(
+            "interpolation", interpolation, ("bilinear", "nearest")
+        )
+        self.supports_jit = keras.backend.backend() != "tensorflow"
+
+    def build(self, input_shape):
+        shape = self._check_input_shape(input_shape)
+        check_static_size(self, shape)
+        super().build(input_shape)
+
+    def augment(self, images):
+        boxes = image_ops.sample_resized_crop_boxes(
+            ops.shape(images)[0],
+            (images.shape[1], images.shape[2]),
+            self.scale,
+            self.ratio,
+            seed=self.seed_generator,
+        )
+        return image_ops.crop_and_resize(
+            images, boxes, (self.height, self.width), self.interpolation
+        )
+
+    def infer(self, images):
+        return ops.image.resize(
+            images,
+            (self.height, self.width),
+            interpolation=self.interpolation,
+            crop_to_aspect_ratio=True,
+        )
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        return shape[:-3] + (self.height, self.width, shape[-1])
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "height": self.height,
+            "width": self.width,
+            "scale": list(self.scale),
+            "ratio": list(self.ratio),
+            "interpolation": self.interpolation,
+        }
+        return {**base_config, **config}
