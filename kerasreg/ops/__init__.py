@@ -22,3 +22,16 @@ from kerasreg.ops.drop_connect import (  # noqa: E402, F401
 )
 from kerasreg.ops.drop_path import drop_path  # noqa: E402, F401
 from kerasreg.ops.dropout import inverted_dropout  # noqa: E402, F401
+
+# isort: split
+# Image augmentation and test-time views (issue 3).
+from kerasreg.ops.image import (  # noqa: E402, F401
+    crop_and_resize,
+    equalize,
+    pca_color_offset,
+    pixel_noise,
+    rgb_covariance_eigen,
+    sample_resized_crop_boxes,
+    sample_scale_crop_boxes,
+    tta_views,
+)
