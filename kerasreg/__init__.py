@@ -12,3 +12,8 @@ __version__ = "0.1.0"
 from kerasreg import callbacks, layers, ops  # noqa: F401
 from kerasreg import regularizers  # noqa: E402, F401
 from kerasreg.mc import mc_predict  # noqa: E402, F401
+
+# isort: split
+# Data augmentation and test-time augmentation (issue 3).
+from kerasreg import augmentation  # noqa: E402, F401
+from kerasreg.tta import TestTimeAugmentation  # noqa: E402, F401

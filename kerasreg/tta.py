@@ -1,0 +1,265 @@
+"""Test-time augmentation: average a classifier over crops, mirrors and scales."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kerasreg import utils
+from kerasreg.ops import image as image_ops
+
+CROPS = ("ten", "five", "center")
+REDUCTIONS = ("mean", "geometric_mean", "max")
+
+
+@utils.register
+class TestTimeAugmentation(keras.Model):
+    """Wraps a trained classifier to average its predictions over many views.
+
+    The multi-crop evaluation of AlexNet and ResNet: for every input image the
+    model builds each view, runs all the views of the whole batch in **one**
+    batched forward pass of the wrapped classifier (in inference mode), and
+    combines the class probabilities of the views of each image.
+
+    Views are taken at the classifier's input size (`crop_size`):
+
+    - `crops="center"`: the centre crop; `"five"`: the four corners and the
+      centre; `"ten"`: the five crops and their horizontal mirrors (AlexNet's
+      10 views). `flips=True` adds the mirrors to `"five"` or `"center"` too
+      (`"ten"` always has them).
+    - `scales`: the image is first resized so that its shorter side is each of
+      these lengths (ResNet: 224 crops at short sides 224, 256, 384, 480,
+      640), giving `len(scales)` times the views. `None`: the image as is.
+    - `padding`: the (resized) image is reflect-padded by that many pixels
+      first. For small images such as CIFAR-10 trained with pad-and-crop,
+      `padding=4` with 32x32 crops gives corner views shifted by 4 pixels.
+
+    `reduce` combines the views' probabilities: `"mean"` (arithmetic mean, as
+    the papers), `"geometric_mean"` (mean of the log-probabilities,
+    renormalised) or `"max"` (per class, renormalised). With
+    `from_logits=True` the classifier's outputs are turned into probabilities
+    with a softmax first. The output is always a probability vector per image,
+    so the model can be compiled with `"sparse_categorical_crossentropy"` and
+    used with `predict`, `evaluate` or called directly. It is saved and loaded
+    (`.keras`) with the classifier inside.
+
+    Args:
+        model: The trained classifier, a Keras model taking `(N, h, w, C)`
+            images and returning `(N, classes)` scores.
+        crops: `"ten"`, `"five"` or `"center"`. Defaults to `"ten"`.
+        flips: Add horizontal mirrors of the `"five"` / `"center"` views.
+            Defaults to `True`.
+        scales: Short-side lengths to resize the images to, or `None`.
+            Defaults to `None`.
+        crop_size: `(h, w)` of the views; `None` takes the classifier's input
+            size. Defaults to `None`.
+        padding: Reflect padding in pixels added around the (resized) images.
+            Defaults to `0`.
+        reduce: `"mean"`, `"geometric_mean"` or `"max"`. Defaults to `"mean"`.
+        from_logits: Whether the classifier outputs logits. Defaults to
+            `False`.
+        image_size: `(H, W)` of the images given to this model; `None` takes
+            the classifier's input size. Defaults to `None`.
+        **kwargs: Base model keyword arguments (`name`).
+
+    Call arguments:
+        inputs: A batch of images `(N, H, W, C)`.
+
+    Input shape:
+        `(N, H, W, C)` with `(H, W) = image_size`.
+
+    Output shape:
+        `(N, classes)` probabilities.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> net = keras.Sequential([keras.Input((32, 32, 3)),
+    ...                         keras.layers.GlobalAveragePooling2D(),
+    ...                         keras.layers.Dense(10, activation="softmax")])
+    >>> tta = TestTimeAugmentation(net, crops="ten", padding=4)
+    >>> tta.num_views
+    10
+    >>> tta.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape
+    (2, 10)
+
+    Reference:
+        - [Krizhevsky et al., 2012](https://papers.nips.cc/paper/4824),
+          "ImageNet Classification with Deep Convolutional Neural Networks",
+          section 4.1 (ten views).
+        - [He et al., 2016](https://arxiv.org/abs/1512.03385), "Deep Residual
+          Learning for Image Recognition", section 3.4 (multi-scale 10-crop).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        model,
+        crops="ten",
+        flips=True,
+        scales=None,
+        crop_size=None,
+        padding=0,
+        reduce="mean",
+        from_logits=False,
+        image_size=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(model, keras.Model):
+            raise utils.invalid_value("model", "a Keras model", model)
+        self.classifier = model
+        self.crops = utils.check_choice("crops", crops, CROPS)
+        if not isinstance(flips, bool):
+            raise utils.invalid_value("flips", "a bool", flips)
+        self.flips = flips
+        self.padding = utils.check_int("padding", padding, 0)
+        self.reduce = utils.check_choice("reduce", reduce, REDUCTIONS)
+        self.from_logits = bool(from_logits)
+        model_size = self._model_input_size(model)
+        self.crop_size = self._check_size("crop_size", crop_size, model_size)
+        self.image_size = self._check_size("image_size", image_size, model_size)
+        if scales is not None:
+            if isinstance(scales, (int, float)):
+                scales = [scales]
+            scales = [utils.check_int("scales", s, 1) for s in scales]
+            if not scales:
+                raise utils.invalid_value(
+                    "scales", "a non-empty list of short sides or None", scales
+                )
+        self.scales = scales
+        self._check_views_fit()
+
+    @staticmethod
+    def _model_input_size(model):
+        try:
+            shape = model.input_shape
+        except (AttributeError, ValueError):
+            return None
+        if isinstance(shape, list) or shape is None or len(shape) != 4:
+            return None
+        if shape[1] is None or shape[2] is None:
+            return None
+        return (int(shape[1]), int(shape[2]))
+
+    @staticmethod
+    def _check_size(name, size, default):
+        if size is None:
+            if default is None:
+                raise utils.invalid_value(
+                    name,
+                    "an (height, width) pair (the classifier has no static "
+                    "image input size to default to)",
+                    size,
+                )
+            return tuple(default)
+        try:
+            h, w = size
+        except (TypeError, ValueError):
+            raise utils.invalid_value(name, "an (height, width) pair", size) from None
+        return (utils.check_int(name, h, 1), utils.check_int(name, w, 1))
+
+    def _check_views_fit(self):
+        h, w = self.image_size
+        ch, cw = self.crop_size
+        for scale in self.scales or (None,):
+            sh, sw = h, w
+            if scale is not None:
+                factor = scale / min(h, w)
+                sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
+            sh, sw = sh + 2 * self.padding, sw + 2 * self.padding
+            if sh < ch or sw < cw:
+                raise ValueError(
+                    f"The crops ({ch}x{cw}) are larger than the image "
+                    f"({sh}x{sw} after resizing to scale={scale} and "
+                    f"padding={self.padding}). Received: crop_size={self.crop_size}, "
+                    f"image_size={self.image_size}, scales={self.scales}"
+                )
+
+    @property
+    def num_views(self) -> int:
+        """Views per image: scales x crops x (2 with mirrors)."""
+        per_scale = 1 if self.crops == "center" else 5
+        if self.flips or self.crops == "ten":
+            per_scale *= 2
+        return per_scale * len(self.scales or (None,))
+
+    def build(self, input_shape=None):
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            if len(shape) != 4 or tuple(shape[1:3]) != self.image_size:
+                raise ValueError(
+                    "`TestTimeAugmentation` expects images of shape "
+                    f"(N, {self.image_size[0]}, {self.image_size[1]}, C). "
+                    f"Received: input shape={shape}"
+                )
+        self.built = True
+
+    def views(self, images):
+        """The views of a batch, `(num_views, N, h, w, C)`."""
+        images = ops.convert_to_tensor(images)
+        if "float" not in str(images.dtype):
+            images = ops.cast(images, "float32")
+        return image_ops.tta_views(
+            images,
+            self.crop_size,
+            crops=self.crops,
+            flips=self.flips,
+            scales=self.scales,
+            padding=self.padding,
+        )
+
+    def call(self, inputs, training=False):
+        views = self.views(inputs)
+        num_views = views.shape[0]
+        ch, cw = self.crop_size
+        channels = views.shape[-1]
+        batch = ops.reshape(views, (-1, ch, cw, channels))
+        scores = self.classifier(batch, training=False)
+        scores = ops.reshape(scores, (num_views, -1, scores.shape[-1]))
+        scores = ops.cast(scores, "float32")
+        probs = ops.softmax(scores, axis=-1) if self.from_logits else scores
+        return reduce_views(probs, self.reduce)
+
+    def compute_output_shape(self, input_shape):
+        out = self.classifier.compute_output_shape(
+            (input_shape[0], *self.crop_size, input_shape[-1])
+        )
+        return tuple(out)
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "model": keras.saving.serialize_keras_object(self.classifier),
+            "crops": self.crops,
+            "flips": self.flips,
+            "scales": self.scales,
+            "crop_size": list(self.crop_size),
+            "padding": self.padding,
+            "reduce": self.reduce,
+            "from_logits": self.from_logits,
+            "image_size": list(self.image_size),
+        }
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(
+            config["model"], custom_objects=custom_objects
+        )
+        return cls(**config)
+
+
+def reduce_views(probs, reduce: str = "mean", epsilon: float = 1e-7):
+    """Combines `(views, N, classes)` probabilities into `(N, classes)`."""
+    if reduce == "mean":
+        return ops.mean(probs, axis=0)
+    if reduce == "geometric_mean":
+        log_mean = ops.mean(ops.log(ops.clip(probs, epsilon, 1.0)), axis=0)
+        return ops.softmax(log_mean, axis=-1)
+    if reduce == "max":
+        top = ops.max(probs, axis=0)
+        return top / ops.sum(top, axis=-1, keepdims=True)
+    raise utils.invalid_value("reduce", f"one of {REDUCTIONS}", reduce)
