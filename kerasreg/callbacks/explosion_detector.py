@@ -1,0 +1,313 @@
+"""Stops training when the cost explodes, and puts the last good weights back."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import keras
+
+from kerasreg import utils
+from kerasreg.callbacks.monitor import Monitor, is_finite
+from kerasreg.callbacks.weight_swap import TrainingState
+
+
+class TrainingExplodedError(RuntimeError):
+    """Raised by `ExplosionDetector(raise_error=True)` when the cost explodes."""
+
+
+def _find_callback_list(callback):
+    """The `keras.callbacks.CallbackList` that is calling `callback`, or None.
+
+    Keras gives a callback no link to its siblings; the list that dispatches
+    `on_train_begin` is the caller a few frames up.
+    """
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, keras.callbacks.CallbackList) and any(
+            c is callback for c in owner.callbacks
+        ):
+            return owner
+        frame = frame.f_back
+    return None
+
+
+def _noop(*args, **kwargs):
+    return None
+
+
+@utils.register
+class ExplosionDetector(keras.callbacks.Callback):
+    """Stops training when the cost explodes or becomes NaN / infinite.
+
+    The reference is the cost at the start of training: the value of
+    `monitor` after the first `warmup_batches` batches of the first epoch
+    (Keras reports the running mean of the epoch in batch logs, so this is the
+    mean cost of those batches), or the first epoch's value if the epoch is
+    shorter or `monitor` is only reported per epoch (e.g. `"val_loss"`). When
+    the monitored value goes above `factor` x reference, or is NaN / inf,
+    training stops at that batch, the weights (and the optimizer state) kept
+    at the start of the epoch are put back, and a message says what happened
+    and suggests a smaller learning rate. The event is recorded in
+    `exploded_at_epoch`, `exploded_at_batch`, `value`, `reference` and
+    `message`.
+
+    Stopping never deletes a `keras.callbacks.BackupAndRestore` backup (a
+    known pitfall of `keras.callbacks.TerminateOnNaN`, whose graceful stop
+    runs `BackupAndRestore.on_train_end`, which deletes the backup): the
+    detector finds the `BackupAndRestore` callbacks of the same `fit`, skips
+    their save of the exploded epoch and their clean-up, so that a restart
+    (with a smaller learning rate) resumes from the last good epoch.
+
+    The batch check only reads the logs Keras already computed, so the
+    callback is declared `async_safe`: it does not disable Keras's
+    asynchronous callback dispatch. Because of that, training may run one or
+    two more batches before it stops; the weights put back are those of the
+    epoch start in any case.
+
+    Args:
+        monitor: The cost to watch (a loss: lower is better). Defaults to
+            `"loss"`.
+        factor: Explosion threshold, relative to the reference, > 1.
+            Defaults to `3.0`.
+        warmup_batches: Number of batches whose mean cost is the reference.
+            Defaults to `10`.
+        restore_weights: Whether to put the weights and optimizer state of the
+            start of the exploded epoch back. Defaults to `True`.
+        raise_error: Raise `TrainingExplodedError` (after restoring the
+            weights) instead of stopping gracefully. Defaults to `False`.
+        verbose: Print the message when training stops. Defaults to `1`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(1e3), "mse")  # far too large
+    >>> detector = ExplosionDetector(factor=3.0, warmup_batches=1, verbose=0)
+    >>> x, y = np.ones((64, 4)), np.ones((64, 1))
+    >>> _ = model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+    ...               callbacks=[detector])
+    >>> detector.exploded_at_epoch
+    0
+
+    Reference:
+        Goodfellow, Bengio and Courville, Deep Learning (2016), section 8.2.4
+        (cliffs and exploding gradients); Keras `TerminateOnNaN`.
+    """
+
+    async_safe = True
+
+    def __init__(
+        self,
+        monitor: str = "loss",
+        factor: float = 3.0,
+        warmup_batches: int = 10,
+        restore_weights: bool = True,
+        raise_error: bool = False,
+        verbose: int = 1,
+    ):
+        super().__init__()
+        self._monitor = Monitor(monitor, "min")
+        self.monitor = monitor
+        self.factor = utils.check_float("factor", factor, 1.0, low_inclusive=False)
+        self.warmup_batches = utils.check_int("warmup_batches", warmup_batches, 1)
+        self.restore_weights = bool(restore_weights)
+        self.raise_error = bool(raise_error)
+        self.verbose = int(verbose)
+        self._target = None
+        self._reset()
+
+    def _reset(self):
+        self.reference = None
+        self.exploded = False
+        self.exploded_at_epoch = None
+        self.exploded_at_batch = None
+        self.value = None
+        self.message = None
+        self._epoch = 0
+        self._first_epoch = None
+        self._good_state = None
+        self._protected = []
+        self._siblings = []
+        self._reason = None
+        self._monitor.reset()
+
+    # -- configuration -----------------------------------------------------
+
+    def get_config(self):
+        return {
+            "monitor": self.monitor,
+            "factor": self.factor,
+            "warmup_batches": self.warmup_batches,
+            "restore_weights": self.restore_weights,
+            "raise_error": self.raise_error,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __deepcopy__(self, memo):
+        # The model and the sibling callbacks are not ours to copy.
+        clone = type(self)(**self.get_config())
+        memo[id(self)] = clone
+        return clone
+
+    # -- decision ------------------------------------------------------------
+
+    def check(self, value: float) -> str | None:
+        """The reason to stop for `value`, or None. Pure: changes nothing."""
+        if not is_finite(value):
+            return f"`{self.monitor}` = {value} is not finite"
+        if self.reference is not None and value > self.factor * self.reference:
+            return (
+                f"`{self.monitor}` = {value:.6g} is above {self.factor:g} x the "
+                f"reference {self.reference:.6g} (= {self.factor * self.reference:.6g})"
+            )
+        return None
+
+    # -- hooks ---------------------------------------------------------------
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._target = model
+
+    def on_train_begin(self, logs=None):
+        self._undo_protection()
+        self._reset()
+        callback_list = _find_callback_list(self)
+        self._siblings = (
+            [
+                c
+                for c in callback_list.callbacks
+                if isinstance(c, keras.callbacks.BackupAndRestore)
+            ]
+            if callback_list is not None
+            else []
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+        if self.restore_weights and self.model is not None:
+            self._good_state = TrainingState(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Runs in Keras's callback thread: record and ask to stop, no more.
+        if self.exploded or not logs or self.monitor not in logs:
+            return
+        value = float(logs[self.monitor])
+        reason = self.check(value)
+        if reason is not None:
+            self._explode(self._epoch, batch, value, reason)
+            return
+        if (
+            self.reference is None
+            and self._epoch == self._first_epoch
+            and batch >= self.warmup_batches - 1
+        ):
+            self.reference = value
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.exploded:
+            value = self._monitor.get(logs, "ExplosionDetector")
+            if value is not None:
+                reason = self.check(value)
+                if reason is not None:
+                    self._explode(epoch, None, value, reason)
+                elif self.reference is None:
+                    self.reference = value
+        if not self.exploded or self.message is not None:
+            return
+        self._finish()
+
+    def on_train_end(self, logs=None):
+        if self.exploded and self.message is None:
+            self._finish()
+
+    # -- the event -------------------------------------------------------------
+
+    def _explode(self, epoch, batch, value, reason):
+        self.exploded = True
+        self.exploded_at_epoch = epoch
+        self.exploded_at_batch = batch
+        self.value = value
+        self._reason = reason
+        self._protect_backups()
+        # Not `self.model`: on JAX that property syncs the training state,
+        # which from Keras's callback thread races with the training loop.
+        if self._target is not None:
+            self._target.stop_training = True
+
+    def _finish(self):
+        restored = False
+        if self.restore_weights and self._good_state is not None:
+            self._good_state.restore(self.model)
+            restored = True
+        where = f"epoch {self.exploded_at_epoch}" + (
+            f", batch {self.exploded_at_batch}"
+            if self.exploded_at_batch is not None
+            else " (end)"
+        )
+        lr = _current_lr(self.model)
+        hint = (
+            f"Try a smaller learning rate (e.g. {lr / 3:.3g} instead of {lr:.3g})"
+            if lr is not None
+            else "Try a smaller learning rate"
+        ) + ", gradient clipping or a learning-rate warm-up."
+        self.message = (
+            f"ExplosionDetector: training exploded at {where}: {self._reason}. "
+            "Training stopped"
+            + (
+                f"; weights and optimizer state restored to the start of epoch "
+                f"{self.exploded_at_epoch}. "
+                if restored
+                else ". "
+            )
+            + hint
+        )
+        if self.raise_error:
+            self._undo_protection()
+            raise TrainingExplodedError(self.message)
+        if self.verbose:
+            print("\n" + self.message)
+
+    # -- BackupAndRestore protection -------------------------------------------
+
+    def _protect_backups(self):
+        for backup in getattr(self, "_siblings", []):
+            if any(b is backup for b in self._protected):
+                continue
+            self._protected.append(backup)
+
+            def release(logs=None, _backup=backup):
+                # Keeps the backup: the clean-up is skipped once, then the
+                # instance goes back to its class methods.
+                _restore_methods(_backup)
+
+            backup.on_epoch_end = _noop
+            backup.on_train_batch_end = _noop
+            backup.on_train_end = release
+
+    def _undo_protection(self):
+        for backup in getattr(self, "_protected", []):
+            _restore_methods(backup)
+        self._protected = []
+
+
+def _restore_methods(backup):
+    for name in ("on_epoch_end", "on_train_batch_end", "on_train_end"):
+        backup.__dict__.pop(name, None)
+
+
+def _current_lr(model):
+    try:
+        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # noqa: BLE001 - a schedule or a missing optimizer
+        return None
+    return lr if math.isfinite(lr) and lr > 0 else None

@@ -1,0 +1,213 @@
+import copy
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import kerasreg
+from kerasreg.callbacks import ExplosionDetector, TrainingExplodedError
+from tests import toolkit
+
+NAN, INF = math.nan, math.inf
+
+
+def _batches(values):
+    return [{"loss": v} for v in values]
+
+
+@pytest.mark.parametrize(
+    "batch_values, factor, warmup, expected",
+    [
+        # (batch logs of epoch 0, factor, warmup_batches, (epoch, batch) or None)
+        ([2.0, 2.0, 1.9, 1.8, 1.7], 3.0, 2, None),
+        ([2.0, 2.0, 1.9, 6.1, 1.7], 3.0, 2, (0, 3)),  # 6.1 > 3 x 2.0
+        ([2.0, 2.0, 1.9, 5.9, 1.7], 3.0, 2, None),  # 5.9 < 6.0
+        ([2.0, NAN, 1.9], 3.0, 5, (0, 1)),  # NaN during the warm-up too
+        ([2.0, 2.0, INF], 3.0, 1, (0, 2)),
+        ([2.0, 2.0, -INF], 3.0, 1, (0, 2)),
+        ([1.0, 3.0, 2.5], 2.0, 2, None),  # reference = 3.0 (mean of 2 batches)
+        ([1.0, 3.0, 6.5], 2.0, 2, (0, 2)),
+    ],
+)
+def test_scripted_batches(batch_values, factor, warmup, expected):
+    det = ExplosionDetector(factor=factor, warmup_batches=warmup, verbose=0)
+    model = toolkit.tiny_model()
+    stopped = toolkit.run_scripted(
+        det,
+        [{"loss": 1.0}],
+        model=model,
+        batch_logs=[_batches(batch_values)],
+    )
+    if expected is None:
+        assert stopped is None and not det.exploded
+    else:
+        assert stopped == 0
+        assert (det.exploded_at_epoch, det.exploded_at_batch) == expected
+        assert "smaller learning rate" in det.message
+
+
+def test_scripted_epoch_level_monitor():
+    det = ExplosionDetector(monitor="val_loss", factor=2.0, verbose=0)
+    logs = [{"val_loss": 1.0}, {"val_loss": 1.5}, {"val_loss": 2.5}, {"val_loss": 1.0}]
+    assert toolkit.run_scripted(det, logs) == 2
+    assert det.reference == 1.0 and det.value == 2.5
+    assert det.exploded_at_batch is None
+
+
+def test_scripted_nan_epoch():
+    det = ExplosionDetector(verbose=0)
+    assert toolkit.run_scripted(det, [{"loss": 1.0}, {"loss": NAN}]) == 1
+
+
+def test_check_is_pure():
+    det = ExplosionDetector(factor=3.0, verbose=0)
+    det.reference = 1.0
+    assert det.check(2.9) is None
+    assert "above 3 x" in det.check(3.1)
+    assert "not finite" in det.check(NAN)
+    assert not det.exploded
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"factor": 1.0}, "factor"),
+        ({"factor": 0.5}, "factor"),
+        ({"warmup_batches": 0}, "warmup_batches"),
+        ({"monitor": ""}, "monitor"),
+    ],
+)
+def test_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"argument `{name}`"):
+        ExplosionDetector(**kwargs)
+
+
+def _regression_data():
+    x, _ = toolkit.classification_data(64, 8, 3)
+    y = (x @ np.linspace(-1.0, 1.0, 8)).astype("float32")[:, None]
+    return x, y
+
+
+def _regression_model():
+    """A linear regression: a too-large learning rate makes it diverge."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(1e-3), "mse")
+    return model
+
+
+def _exploding_fit(det, extra_callbacks=(), epochs=3, lr_boom=10.0):
+    """Trains normally for one epoch, then the learning rate explodes."""
+    x, y = _regression_data()
+    model = _regression_model()
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.optimizer.learning_rate.assign(lr_boom)
+
+    history = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[Boom(), det, *extra_callbacks],
+    )
+    return model, history
+
+
+def test_real_fit_restores_epoch_start_weights():
+    det = ExplosionDetector(factor=3.0, warmup_batches=2, verbose=0)
+    seen = {}
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen[epoch] = [w.copy() for w in self.model.get_weights()]
+
+    model, history = _exploding_fit(det, [Keep()])
+    assert det.exploded and det.exploded_at_epoch == 1
+    assert len(history.epoch) == 2  # stopped in the second epoch
+    for a, b in zip(model.get_weights(), seen[1]):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_raise_error():
+    det = ExplosionDetector(factor=3.0, warmup_batches=2, raise_error=True, verbose=0)
+    with pytest.raises(TrainingExplodedError, match="smaller learning rate"):
+        _exploding_fit(det)
+    assert all(np.all(np.isfinite(w)) for w in det.model.get_weights())
+
+
+@pytest.mark.parametrize("order", ["backup_first", "detector_first"])
+def test_backup_and_restore_is_kept(tmp_path, order):
+    backup_dir = tmp_path / "backup"
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir))
+    det = ExplosionDetector(factor=3.0, warmup_batches=2, verbose=0)
+    x, y = _regression_data()
+    model = _regression_model()
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                self.model.optimizer.learning_rate.assign(10.0)
+
+    cbs = [backup, det] if order == "backup_first" else [det, backup]
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[Boom(), *cbs])
+    assert det.exploded_at_epoch == 2
+    # The backup survives, and it is the one of the last good epoch (epoch 2
+    # resumes), not the exploded one.
+    assert backup_dir.exists()
+    import json
+
+    meta = json.loads((backup_dir / "training_metadata.json").read_text())
+    assert meta["epoch"] == 2
+    # The BackupAndRestore instance works normally afterwards: a clean run
+    # resumes from the backup and deletes it at the end.
+    model2 = _regression_model()
+    h = model2.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[backup])
+    assert h.epoch == [2, 3]
+    assert not backup_dir.exists()
+
+
+def test_deepcopy_and_reuse():
+    cb, _ = toolkit.assert_deepcopy_and_reuse(
+        lambda: ExplosionDetector(factor=3.0, verbose=0)
+    )
+    assert not cb.exploded and cb.reference is not None
+
+
+def test_second_fit_resets_state():
+    det = ExplosionDetector(factor=3.0, warmup_batches=2, verbose=0)
+    _exploding_fit(det)
+    assert det.exploded
+    x, y = _regression_data()
+    _regression_model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[det])
+    assert not det.exploded and det.exploded_at_epoch is None
+
+
+def test_config_roundtrip():
+    det = ExplosionDetector(monitor="val_loss", factor=4.0, warmup_batches=3)
+    clone = ExplosionDetector.from_config(det.get_config())
+    assert clone.get_config() == det.get_config()
+    assert copy.deepcopy(det).get_config() == det.get_config()
+    assert keras.saving.get_registered_object("kerasreg>ExplosionDetector") is (
+        ExplosionDetector
+    )
+
+
+@toolkit.requires_tensorflow
+def test_mirrored_strategy():
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        det = ExplosionDetector(factor=3.0, warmup_batches=2, verbose=0)
+        model, _ = _exploding_fit(det)
+    assert det.exploded_at_epoch == 1
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_exported():
+    assert kerasreg.callbacks.ExplosionDetector is ExplosionDetector
