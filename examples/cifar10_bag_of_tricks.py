@@ -129,7 +129,9 @@ def build_model(tricks: frozenset[str], x_train: np.ndarray, s: Settings, seed: 
     inputs = keras.Input(shape=x_train.shape[1:], dtype="uint8")
     x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
     if "augment" in tricks:
-        x = kerasreg.augmentation.pipeline(task="natural", seed=seed)(x)
+        x = kerasreg.augmentation.pipeline(
+            task="natural", value_range=(0.0, 1.0), seed=seed
+        )(x)
     x = normalizer(x)
     for i, filters in enumerate((32, 64, 128)):
         for _ in range(2):
