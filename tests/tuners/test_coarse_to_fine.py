@@ -1,0 +1,461 @@
+import copy
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from kerasreg.tuners import CoarseToFineOracle, CoarseToFineSearch
+from kerasreg.tuners.coarse_to_fine import EXPLODED_METRIC
+from tests import toolkit
+from tests.tuners.synthetic import OPTIMUM, SyntheticSearch, objective_value
+
+STAGES = [{"trials": 40, "epochs": 1}, {"trials": 20, "epochs": 3}]
+
+
+def _width(range_):
+    return math.log10(range_["max_value"]) - math.log10(range_["min_value"])
+
+
+def _search(tmp_path, **kwargs):
+    kwargs.setdefault("stages", STAGES)
+    kwargs.setdefault("top_k", 5)
+    kwargs.setdefault("seed", 7)
+    tuner = SyntheticSearch(directory=str(tmp_path), project_name="synthetic", **kwargs)
+    tuner.search(verbose=0)
+    return tuner
+
+
+# ---------------------------------------------------------------------------
+# Narrowing on a synthetic objective with a known optimum
+# ---------------------------------------------------------------------------
+
+
+def test_stage_two_range_contains_optimum_and_is_narrower(tmp_path):
+    tuner = _search(tmp_path, margin=0.1)
+    oracle = tuner.oracle
+    first, second = oracle.stage_ranges
+    for name in ("learning_rate", "l2"):
+        full, narrow = first["ranges"][name], second["ranges"][name]
+        assert narrow["min_value"] <= OPTIMUM[name] <= narrow["max_value"], name
+        assert _width(narrow) < 0.6 * _width(full), (name, narrow, full)
+        assert full["min_value"] <= narrow["min_value"] < narrow["max_value"]
+        assert narrow["max_value"] <= full["max_value"]
+    # Choice narrows to the values the top trials used, and keeps the best one.
+    kept = second["ranges"]["activation"]["values"]
+    assert "relu" in kept and len(kept) <= 3
+    # The ranges come from the best trials of stage 1.
+    top = sorted(
+        (t for t in oracle.trials.values() if oracle.stage_of(t.trial_id) == 1),
+        key=lambda t: t.score,
+    )[:5]
+    assert second["from_trials"] == [t.trial_id for t in top]
+    # Stage-2 trials are drawn inside the stage-2 ranges and do better.
+    stage2 = [t for t in oracle.trials.values() if oracle.stage_of(t.trial_id) == 2]
+    assert len(stage2) == 20
+    for t in stage2:
+        for name in ("learning_rate", "l2"):
+            r = second["ranges"][name]
+            value = t.hyperparameters.values[name]
+            assert r["min_value"] * (1 - 1e-9) <= value <= r["max_value"] * (1 + 1e-9)
+        assert t.hyperparameters.values["activation"] in kept
+    stage1 = [t for t in oracle.trials.values() if oracle.stage_of(t.trial_id) == 1]
+    assert np.median([t.score for t in stage2]) < np.median([t.score for t in stage1])
+
+
+def test_margin_widens_in_log_space(tmp_path):
+    narrow = _search(tmp_path / "a", margin=0.0).oracle.stage_ranges[1]["ranges"]
+    wide = _search(tmp_path / "b", margin=0.1).oracle.stage_ranges[1]["ranges"]
+    for name in ("learning_rate", "l2"):
+        # Same seed, same stage 1: the margin adds 0.1 x the full width (in
+        # decades) on each side, unless clipped at the declared bounds.
+        full = 5.0 if name == "learning_rate" else 7.0
+        grown = _width(wide[name]) - _width(narrow[name])
+        assert grown == pytest.approx(2 * 0.1 * full, abs=1e-6) or (
+            wide[name]["min_value"] == pytest.approx(1e-6)
+            or wide[name]["max_value"] in (1e-1, 1e1)
+        )
+
+
+def test_each_trial_trains_with_its_stage_epochs_in_stage_order(tmp_path):
+    stages = [{"trials": 6, "epochs": 2}, {"trials": 4, "epochs": 5}, {"trials": 3}]
+    tuner = _search(tmp_path, stages=stages, top_k=3)
+    assert [c[1] for c in tuner.calls] == [1] * 6 + [2] * 4 + [3] * 3
+    assert [c[2] for c in tuner.calls] == [2] * 6 + [5] * 4 + [None] * 3
+    oracle = tuner.oracle
+    assert len(oracle.trials) == 13 == oracle.max_trials
+    assert [oracle.stage_of(c[0]) for c in tuner.calls] == [c[1] for c in tuner.calls]
+    widths = [_width(s["ranges"]["learning_rate"]) for s in oracle.stage_ranges]
+    assert widths[0] > widths[1] >= widths[2] * 0.999
+
+
+def test_results_summary_shows_every_stage_range(tmp_path, capsys):
+    tuner = _search(tmp_path, stages=[{"trials": 8, "epochs": 1}, {"trials": 4}])
+    tuner.results_summary(num_trials=1)
+    out = capsys.readouterr().out
+    assert "Stage 1/2: 8/8 trials, 1 epochs" in out
+    assert "Stage 2/2: 4/4 trials" in out
+    narrowed = tuner.oracle.stage_ranges[1]["ranges"]["learning_rate"]
+    assert f"learning_rate: [{narrowed['min_value']:.4g}" in out
+    assert "(log)" in out and "Results summary" in out
+
+
+# ---------------------------------------------------------------------------
+# Log-uniform sampling
+# ---------------------------------------------------------------------------
+
+
+def _chi_square_uniform(u, bins):
+    counts, _ = np.histogram(u, bins=bins, range=(0.0, 1.0))
+    expected = len(u) / bins
+    return float(np.sum((counts - expected) ** 2 / expected))
+
+
+def test_log_sampled_values_are_log_uniform_in_every_stage(tmp_path):
+    tuner = _search(
+        tmp_path, stages=[{"trials": 120}, {"trials": 120}], top_k=10, margin=0.2
+    )
+    oracle = tuner.oracle
+    for stage in (1, 2):
+        r = oracle.stage_ranges[stage - 1]["ranges"]["learning_rate"]
+        lo, hi = math.log10(r["min_value"]), math.log10(r["max_value"])
+        values = [
+            t.hyperparameters.values["learning_rate"]
+            for t in oracle.trials.values()
+            if oracle.stage_of(t.trial_id) == stage
+        ]
+        u = (np.log10(values) - lo) / (hi - lo)
+        assert np.all((u >= -1e-9) & (u <= 1 + 1e-9))
+        # 5 bins, 4 degrees of freedom: 18.5 is the 0.1% critical value.
+        # Uniform in linear space would put ~all values in the last bin.
+        assert _chi_square_uniform(u, 5) < 18.5, stage
+        assert abs(np.mean(u) - 0.5) < 0.08
+
+
+# ---------------------------------------------------------------------------
+# Resume and state
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interrupt_at", [3, 8])  # In stage 1, in stage 2.
+def test_resume_after_interruption_continues_the_same_stage(tmp_path, interrupt_at):
+    stages = [{"trials": 6, "epochs": 1}, {"trials": 5, "epochs": 2}]
+    kwargs = dict(
+        directory=str(tmp_path), project_name="resume", stages=stages, top_k=3, seed=3
+    )
+    first = SyntheticSearch(interrupt_at=interrupt_at, overwrite=True, **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        first.search(verbose=0)
+    before = first.oracle.stage_ranges
+    stage_before = first.oracle.current_stage
+
+    resumed = SyntheticSearch(overwrite=False, **kwargs)
+    oracle = resumed.oracle
+    assert oracle.current_stage == stage_before
+    assert oracle.stage_ranges == before
+    resumed.search(verbose=0)
+
+    # The interrupted trial is run again first, with its own stage's epochs.
+    interrupted = f"{interrupt_at:02d}"
+    assert resumed.calls[0][0] == interrupted
+    assert resumed.calls[0][1] == (1 if interrupt_at < 6 else 2)
+    done = [c[0] for c in first.calls + resumed.calls]
+    assert sorted(done) == [f"{i:02d}" for i in range(11)]
+    assert len(set(done)) == 11
+    assert all(t.status == "COMPLETED" for t in oracle.trials.values())
+    assert [oracle.stage_of(f"{i:02d}") for i in range(11)] == [1] * 6 + [2] * 5
+    if interrupt_at >= 6:  # Stage 2 was open: its ranges were not recomputed.
+        assert oracle.stage_ranges[1] == before[1]
+    assert len(oracle.stage_ranges) == 2
+
+
+def test_state_round_trip_and_mismatched_stages(tmp_path):
+    tuner = _search(tmp_path, stages=[{"trials": 5, "epochs": 1}, {"trials": 2}])
+    state = json.loads(json.dumps(tuner.oracle.get_state()))
+    clone = CoarseToFineOracle(
+        objective=keras_tuner.Objective("score", "min"),
+        stages=[{"trials": 5, "epochs": 1}, {"trials": 2}],
+    )
+    clone.trials = tuner.oracle.trials
+    clone.set_state(state)
+    assert clone.stage_ranges == tuner.oracle.stage_ranges
+    assert clone.current_stage == 2
+    other = CoarseToFineOracle(stages=[{"trials": 5}, {"trials": 3}])
+    other.trials = tuner.oracle.trials
+    with pytest.raises(ValueError, match="stages"):
+        other.set_state(state)
+
+
+def test_small_discrete_space_ends_stage_early(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("learning_rate", [1e-3, 1e-2])
+    hp.Choice("l2", [1e-2])
+    hp.Choice("activation", ["relu"])
+    with pytest.warns(UserWarning, match="ends early"):
+        tuner = _search(
+            tmp_path,
+            hyperparameters=hp,
+            stages=[{"trials": 4}, {"trials": 2}],
+            top_k=1,
+        )
+    oracle = tuner.oracle
+    assert [oracle.stage_of(c[0]) for c in tuner.calls] == [1, 1, 2]
+    assert oracle.stage_ranges[0]["exhausted"]
+    assert oracle.stage_ranges[1]["ranges"]["learning_rate"]["values"] == [1e-3]
+
+
+# ---------------------------------------------------------------------------
+# Distributed: a chief oracle and two workers on localhost
+# ---------------------------------------------------------------------------
+
+_DISTRIBUTED_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    sys.path.insert(0, {root!r})
+    import kerasreg  # keras-tuner is optional: this alone must not import it.
+    with open(os.path.join({log_dir!r}, os.environ["KERASTUNER_TUNER_ID"] + ".imports"),
+              "w") as f:
+        f.write(str("keras_tuner" in sys.modules))
+    from tests.tuners.synthetic import SyntheticSearch, objective_value
+
+    class Logged(SyntheticSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            start = time.time()
+            time.sleep(0.2)
+            values = trial.hyperparameters.values
+            record = dict(trial_id=trial.trial_id, stage=values["tuner/stage"],
+                          epochs=values.get("tuner/epochs"), start=start,
+                          end=time.time(), tuner=os.environ["KERASTUNER_TUNER_ID"])
+            with open(os.path.join({log_dir!r}, record["tuner"] + ".jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\\n")
+            return {{"score": objective_value(values)}}
+
+    tuner = Logged(directory={directory!r}, project_name="dist", seed=5, top_k=2,
+                   stages=[{{"trials": 4, "epochs": 1}}, {{"trials": 3, "epochs": 2}}])
+    tuner.idle_wait = 0.1
+    tuner.search(verbose=0)
+    """
+)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers_run_every_trial_once(tmp_path):
+    # Three processes are the costly part of this area's tests, so they also
+    # check that `import kerasreg` alone does not import keras-tuner.
+    pytest.importorskip("grpc")
+    root = str(Path(__file__).resolve().parents[2])
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    script = tmp_path / "search.py"
+    script.write_text(
+        _DISTRIBUTED_SCRIPT.format(
+            root=root, log_dir=str(log_dir), directory=str(tmp_path / "project")
+        )
+    )
+    port = str(_free_port())
+    procs = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = dict(
+            os.environ,
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=port,
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        procs[tuner_id] = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        for tuner_id in ("tuner0", "tuner1"):
+            out, _ = procs[tuner_id].communicate(timeout=240)
+            assert procs[tuner_id].returncode == 0, out[-3000:]
+    finally:
+        # keras-tuner's chief polls every 20 s for the end of the search; the
+        # results are on disk once the workers are done.
+        chief = procs["chief"]
+        if chief.poll() is None:
+            chief.terminate()
+        chief.communicate(timeout=30)
+
+    # Each process imported kerasreg first: that did not load keras-tuner.
+    imports = {p.stem: p.read_text() for p in log_dir.glob("*.imports")}
+    assert imports == dict.fromkeys(("chief", "tuner0", "tuner1"), "False"), imports
+
+    records = []
+    for path in log_dir.glob("*.jsonl"):
+        records += [json.loads(line) for line in path.read_text().splitlines()]
+    ids = sorted(r["trial_id"] for r in records)
+    assert ids == [str(i) for i in range(7)], ids  # Every trial exactly once.
+    assert {r["tuner"] for r in records} == {"tuner0", "tuner1"}
+    stage1 = [r for r in records if r["stage"] == 1]
+    stage2 = [r for r in records if r["stage"] == 2]
+    assert len(stage1) == 4 and len(stage2) == 3
+    assert {r["epochs"] for r in stage1} == {1} and {r["epochs"] for r in stage2} == {2}
+    # The boundary: no stage-2 trial starts before every stage-1 trial ended.
+    assert min(r["start"] for r in stage2) >= max(r["end"] for r in stage1)
+
+    state = json.loads((tmp_path / "project" / "dist" / "oracle.json").read_text())
+    assert {k: v + 1 for k, v in state["stage_of"].items()} == {
+        r["trial_id"]: r["stage"] for r in records
+    }
+    assert len(state["stage_info"]) == 2
+    assert set(state["stage_info"][1]["from_trials"]) <= {r["trial_id"] for r in stage1}
+    assert len(state["stage_info"][1]["from_trials"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Real training: callbacks copied per trial, exploding trials
+# ---------------------------------------------------------------------------
+
+
+class _Recorder(keras.callbacks.Callback):
+    seen = []
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_train_begin(self, logs=None):
+        _Recorder.seen.append(id(self))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+def _build(hp):
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(hp.Choice("learning_rate", [1e6, 3e6, 0.05])),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class _EpochLog(CoarseToFineSearch):
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        self.epoch_log = getattr(self, "epoch_log", [])
+        self.epoch_log.append(trial.trial_id)
+
+
+def test_callbacks_are_deep_copied_per_trial(tmp_path):
+    x, y = toolkit.classification_data(32, 8, 3)
+    recorder = _Recorder()
+    _Recorder.seen = []
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("learning_rate", [0.05, 0.01])
+    tuner = CoarseToFineSearch(
+        _build,
+        objective="val_accuracy",
+        stages=[{"trials": 2, "epochs": 1}],
+        top_k=1,
+        seed=1,
+        hyperparameters=hp,
+        tune_new_entries=False,
+        directory=str(tmp_path),
+        project_name="copies",
+    )
+    tuner.search(
+        x, y, validation_data=(x, y), batch_size=16, verbose=0, callbacks=[recorder]
+    )
+    assert recorder.epochs == 0  # The original was never used ...
+    assert (
+        len(_Recorder.seen) == 2 and len(set(_Recorder.seen)) == 2
+    )  # ... copies were.
+    assert id(recorder) not in _Recorder.seen
+    copy.deepcopy(tuner.oracle.get_state())
+
+
+def test_exploding_trial_ends_early_scores_worst_and_search_goes_on(tmp_path):
+    x, y = toolkit.classification_data(64, 8, 3)
+    tuner = _EpochLog(
+        _build,
+        objective="val_accuracy",
+        stages=[{"trials": 3, "epochs": 3}],
+        top_k=1,
+        seed=2,
+        max_consecutive_failed_trials=1,
+        directory=str(tmp_path),
+        project_name="explode",
+    )
+    tuner.search(x, y, validation_data=(x, y), batch_size=16, verbose=0)
+    trials = tuner.oracle.trials
+    assert len(trials) == 3 and all(t.status == "COMPLETED" for t in trials.values())
+    lrs = {
+        t.trial_id: t.hyperparameters.values["learning_rate"] for t in trials.values()
+    }
+    assert sorted(lrs.values()) == [0.05, 1e6, 3e6]
+    for trial_id, lr in lrs.items():
+        trial = trials[trial_id]
+        epochs = tuner.epoch_log.count(trial_id)
+        if lr > 1:
+            assert trial.score == -math.inf
+            assert trial.metrics.get_last_value(EXPLODED_METRIC) == 1.0
+            assert epochs < 3  # Ended early.
+        else:
+            assert math.isfinite(trial.score) and trial.score > 0.5
+            assert not trial.metrics.exists(EXPLODED_METRIC)
+            assert epochs == 3
+    assert tuner.get_best_hyperparameters()[0].values["learning_rate"] == 0.05
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(stages=[]), "stages"),
+        (dict(stages=[{"trials": 0}]), "stages"),
+        (dict(stages=[{"epochs": 3}]), "stages"),
+        (dict(stages=[{"trials": 5, "epochs": 0}]), "stages"),
+        (dict(stages=[{"trials": 5, "epoch": 2}]), "unknown keys"),
+        (dict(stages={"trials": 5}), "stages"),
+        (dict(stages=[{"trials": 4}, {"trials": 4}], top_k=5), "top_k=5"),
+        (dict(top_k=0), "top_k"),
+        (dict(margin=-0.1), "margin"),
+        (dict(margin=float("nan")), "margin"),
+    ],
+)
+def test_bad_oracle_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CoarseToFineOracle(objective="val_loss", **kwargs)
+
+
+def test_bad_tuner_arguments(tmp_path):
+    with pytest.raises(ValueError, match="explosion_factor"):
+        CoarseToFineSearch(
+            _build, objective="val_loss", explosion_factor=1.0, directory=str(tmp_path)
+        )
+    with pytest.raises(ValueError, match="log"):
+        hp = keras_tuner.HyperParameters()
+        hp.Float("learning_rate", 0.0, 1.0, sampling="log")
+
+
+def test_objective_value_helper_has_its_optimum():
+    assert objective_value(OPTIMUM) == 0.0
