@@ -183,12 +183,13 @@ class DropConnectDense(keras.layers.Dense):
         Returns:
             A built `DropConnectDense`.
         """
+        rate = utils.check_rate("rate", rate)
         if not isinstance(layer, keras.layers.Dense):
             raise utils.invalid_value("layer", "a `keras.layers.Dense`", layer)
         if not layer.built:
             raise ValueError(
-                f"Invalid value received for argument `layer`. Expected a built "
-                f"`keras.layers.Dense` (call it on data first). "
+                "Invalid value received for argument `layer`. Expected a built "
+                "`keras.layers.Dense` (call it on data first). "
                 f"Received: layer={layer.name!r} (not built)"
             )
         if layer.quantization_mode:
