@@ -17,3 +17,6 @@ from kerasreg.mc import mc_predict  # noqa: E402, F401
 # Data augmentation and test-time augmentation (issue 3).
 from kerasreg import augmentation  # noqa: E402, F401
 from kerasreg.tta import TestTimeAugmentation  # noqa: E402, F401
+
+# Training-pipeline diagnostics and transfer learning (issue 5).
+from kerasreg import diagnostics, transfer  # noqa: E402, F401

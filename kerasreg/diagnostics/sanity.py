@@ -1,0 +1,825 @@
+"""Sanity checks of a training pipeline, before any long training.
+
+The checks of the classic CNN training recipe (cs231n, "babysitting the
+learning process"; Karpathy, "A Recipe for Training Neural Networks", 2019):
+
+1. **Initial loss.** With regularization disabled, an untrained classifier
+   that predicts every class with equal probability has a cross-entropy of
+   ln(C) (2.303 for 10 classes). A loss far from the reference reveals logits
+   given to a loss that expects probabilities, a badly scaled initialisation,
+   or a leak.
+2. **Regularization raises the loss.** Scaling every regularizer up (or
+   attaching an L2 penalty where the model has none) must raise the loss.
+3. **Overfit a tiny subset.** With regularization off, a capable model
+   reaches training accuracy 1.0 *and* a loss near 0 on ~20 examples. A
+   double softmax passes check 1 (its initial loss is exactly ln C) but fails
+   here: its loss cannot fall near 0.
+4. **Learning-rate bracket.** A short sweep names the rates where the loss
+   barely moves (too low) and where it explodes or turns NaN (too high).
+
+Every check runs on clones of the model: the model passed in, its weights,
+its optimizer state and its regularizers are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from kerasreg import utils
+from kerasreg.diagnostics import _common as C
+
+__all__ = ["CheckResult", "SanityReport", "sanity_check"]
+
+PASS = "pass"
+FAIL = "fail"
+SKIP = "skip"
+
+# Config keys of the weight regularizers an L2 penalty is attached to when a
+# layer has none (biases are left alone, as in the classic recipe).
+_KERNEL_SLOTS = (
+    "kernel_regularizer",
+    "depthwise_regularizer",
+    "pointwise_regularizer",
+    "embeddings_regularizer",
+    "recurrent_regularizer",
+)
+
+DEFAULT_LEARNING_RATES = tuple(10.0**k for k in range(-6, 7))
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """The outcome of one sanity check.
+
+    Attributes:
+        name: the check (`"initial loss"`, `"regularization"`, `"lr bracket"`,
+            `"tiny overfit"`).
+        status: `"pass"`, `"fail"` or `"skip"` (not applicable).
+        summary: the numbers in one line, for the report table.
+        numbers: the measured values, by name.
+        hint: what to look at when the check fails (empty when it passes).
+    """
+
+    name: str
+    status: str
+    summary: str
+    numbers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    hint: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAIL
+
+
+@dataclasses.dataclass
+class SanityReport:
+    """The result of `sanity_check`: one `CheckResult` per check.
+
+    `report.passed` is True when no check failed (skipped checks do not
+    count). `print(report)` shows a table with the numbers of each check and
+    the hints of the failed ones; `report["tiny overfit"]` is one check.
+
+    Attributes:
+        loss: a readable name of the loss the checks used.
+        checks: the `CheckResult`s, in the order they ran.
+        notes: remarks that are not checks (e.g. regularization that could
+            not be disabled).
+    """
+
+    loss: str
+    checks: list[CheckResult]
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def __getitem__(self, name: str) -> CheckResult:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"No check named {name!r}. Checks: {self.names()}")
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.checks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss": self.loss,
+            "passed": self.passed,
+            "checks": [dataclasses.asdict(c) for c in self.checks],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        rows = [[c.name, c.status.upper(), c.summary] for c in self.checks]
+        lines = [
+            f"Sanity check ({self.loss}): {verdict}",
+            C.format_table(["check", "status", "numbers"], rows),
+        ]
+        hints = [c for c in self.checks if c.hint and c.status == FAIL]
+        if hints:
+            lines.append("Hints:")
+            lines.extend(f"- {c.name}: {c.hint}" for c in hints)
+        if self.notes:
+            lines.append("Notes:")
+            lines.extend(f"- {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+class _ScaledRegularizer(keras.regularizers.Regularizer):
+    """`factor` times an existing regularizer (used on clones only)."""
+
+    def __init__(self, base, factor: float):
+        self.base = base
+        self.factor = float(factor)
+
+    def __call__(self, x):
+        return self.factor * self.base(x)
+
+    def get_config(self):
+        return {
+            "base": keras.regularizers.serialize(self.base),
+            "factor": self.factor,
+        }
+
+
+def _clone(model: keras.Model, edit) -> keras.Model:
+    """A clone of `model` whose layer configs went through `edit(config)`."""
+
+    def clone_function(layer):
+        config = edit(dict(layer.get_config()))
+        return layer.__class__.from_config(config)
+
+    try:
+        clone = keras.models.clone_model(
+            model, clone_function=clone_function, recursive=True
+        )
+    except Exception as e:  # Subclassed models cannot be cloned this way.
+        raise ValueError(
+            "sanity_check needs a Sequential or Functional model it can clone "
+            f"with `keras.models.clone_model`; cloning failed with: {e}"
+        ) from e
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _strip_regularizers(config: dict) -> dict:
+    for key in list(config):
+        if key.endswith("regularizer"):
+            config[key] = None
+    return config
+
+
+def _boost_regularizers(strength: float, scale: float, counter: dict):
+    def edit(config: dict) -> dict:
+        for key in list(config):
+            if not key.endswith("regularizer"):
+                continue
+            if config[key] is not None:
+                base = keras.regularizers.get(config[key])
+                config[key] = _ScaledRegularizer(base, scale)
+                counter["scaled"] += 1
+            elif key in _KERNEL_SLOTS:
+                config[key] = keras.regularizers.L2(strength)
+                counter["attached"] += 1
+        return config
+
+    return edit
+
+
+def _copy_optimizer(optimizer):
+    return optimizer.__class__.from_config(optimizer.get_config())
+
+
+def _accuracy_metric(spec: C.LossSpec):
+    if spec.kind == C.SPARSE_CE:
+        return keras.metrics.SparseCategoricalAccuracy(name="acc")
+    if spec.kind == C.CATEGORICAL_CE:
+        return keras.metrics.CategoricalAccuracy(name="acc")
+    if spec.kind == C.BINARY_CE:
+        return keras.metrics.BinaryAccuracy(
+            name="acc", threshold=0.0 if spec.from_logits else 0.5
+        )
+    return None
+
+
+def _reference(spec: C.LossSpec, y: np.ndarray, classes: int | None):
+    """The expected initial loss and how it is derived, or (None, reason)."""
+    if spec.kind in (C.SPARSE_CE, C.CATEGORICAL_CE):
+        return math.log(classes), f"ln({classes})"
+    if spec.kind == C.BINARY_CE:
+        return math.log(2.0), "ln(2)"
+    yf = np.asarray(y, dtype="float64")
+    # A freshly initialised network outputs values near 0, so its error is
+    # that of predicting 0: mean(y^2) (= var(y) for centred targets).
+    if spec.kind == C.MSE:
+        return float(np.mean(yf**2)), "mean(y^2)"
+    if spec.kind == C.MAE:
+        return float(np.mean(np.abs(yf))), "mean(|y|)"
+    return None, "no reference for this loss"
+
+
+def _check_labels(spec: C.LossSpec, y: np.ndarray, out_dim: int, num_classes):
+    """Validates the targets; returns the number of classes (or None)."""
+    if spec.kind == C.SPARSE_CE:
+        classes = num_classes if num_classes is not None else out_dim
+        if classes < 2:
+            raise ValueError(
+                "Sparse categorical crossentropy needs at least 2 classes; the "
+                f"model outputs {out_dim} value(s). Pass `num_classes`."
+            )
+        if num_classes is not None and out_dim not in (num_classes,):
+            raise ValueError(
+                f"The model outputs {out_dim} values per example but "
+                f"num_classes={num_classes}."
+            )
+        labels = np.asarray(y)
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise ValueError("Labels `y` must be integer class indices.")
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= classes:
+            raise ValueError(
+                f"Labels out of range: expected integers in [0, {classes - 1}] "
+                f"for {classes} classes. Received labels in [{lo}, {hi}]."
+            )
+        return classes
+    if spec.kind == C.CATEGORICAL_CE:
+        yy = np.asarray(y, dtype="float64")
+        if yy.ndim < 2 or yy.shape[-1] != out_dim:
+            raise ValueError(
+                "Categorical crossentropy needs one-hot targets of width "
+                f"{out_dim}. Received targets of shape {yy.shape}."
+            )
+        if np.any(yy < 0) or np.any(np.abs(yy.sum(-1) - 1) > 1e-3):
+            raise ValueError("Categorical targets must be one-hot rows summing to 1.")
+        return out_dim
+    if spec.kind == C.BINARY_CE:
+        yy = np.asarray(y, dtype="float64")
+        if np.any(yy < 0) or np.any(yy > 1):
+            raise ValueError(
+                "Binary crossentropy targets must lie in [0, 1]. Received "
+                f"targets in [{yy.min():g}, {yy.max():g}]."
+            )
+        return 2
+    return None
+
+
+def _evaluate(model, x, y, batch_size: int) -> float:
+    """The mean loss (regularization included) over equal-sized batches.
+
+    `test_on_batch` avoids building a data pipeline per call; equal batch
+    shapes keep one compiled test function.
+    """
+    n = C.num_examples(x)
+    size = min(batch_size, n)
+    total, seen = 0.0, 0
+    for begin in range(0, n - size + 1, size):
+        part = slice(begin, begin + size)
+        logs = model.test_on_batch(C.take(x, part), y[part], return_dict=True)
+        total += float(logs["loss"]) * size
+        seen += size
+    return total / seen
+
+
+def _reset_optimizer(optimizer, learning_rate: float) -> None:
+    for v in optimizer.variables:
+        v.assign(np.zeros(v.shape, dtype=v.dtype))
+    optimizer.learning_rate = learning_rate
+
+
+def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
+    """Full-batch SGD runs of `steps` steps from the same start, one per rate.
+
+    Every run reuses the one compiled train step (`train_on_batch`): only the
+    weights, the optimizer state and the learning rate are reset in between.
+    """
+    n = C.num_examples(x)
+    clone.compile(
+        optimizer=keras.optimizers.SGD(rates[0]),
+        loss=spec.loss,
+        metrics=[metric] if metric is not None else None,
+    )
+    clone.set_weights(init_weights)
+    start = _evaluate(clone, x, y, n)
+    runs = []
+    for lr in rates:
+        clone.set_weights(init_weights)
+        _reset_optimizer(clone.optimizer, lr)
+        losses = []
+        for _ in range(steps):
+            loss = float(clone.train_on_batch(x, y, return_dict=True)["loss"])
+            losses.append(loss)
+            # The lecture's rule: a cost above 3x the original is an explosion.
+            if not math.isfinite(loss) or loss > 3 * start:
+                break
+        final = _evaluate(clone, x, y, n)
+        runs.append({"lr": lr, "losses": losses, "final": final})
+    for run in runs:
+        values = run["losses"] + [run["final"]]
+        if not all(math.isfinite(v) for v in values) or max(values) > 3 * start:
+            run["verdict"] = "too high"
+        elif run["final"] > start:
+            run["verdict"] = "too high"  # Moved up: diverging.
+    drops = [start - r["final"] for r in runs if "verdict" not in r]
+    best_drop = max(drops) if drops else 0.0
+    for run in runs:
+        if "verdict" in run:
+            continue
+        drop = start - run["final"]
+        if best_drop <= 1e-4 * abs(start) or drop < 0.01 * best_drop:
+            run["verdict"] = "too low"  # Barely moves, next to the best rate.
+        else:
+            run["verdict"] = "ok"
+    return start, runs
+
+
+def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
+    """Full-batch training on the tiny subset, one `train_on_batch` per epoch.
+
+    Stops as soon as the goal is met (the step's loss at most `goal` and,
+    for classifiers, accuracy 1.0), when the loss is not finite, or after a
+    plateau of `max(25, epochs // 4)` epochs without a 0.1% improvement;
+    the verdict comes from an evaluation of the final weights.
+    """
+    clone.set_weights(init_weights)
+    clone.compile(
+        optimizer=optimizer,
+        loss=spec.loss,
+        metrics=[metric] if metric is not None else None,
+    )
+    patience = max(25, epochs // 4)
+    best, wait, done, stopped = math.inf, 0, 0, "epochs"
+    for _ in range(epochs):
+        logs = clone.train_on_batch(x, y, return_dict=True)
+        done += 1
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            stopped = "non-finite"
+            break
+        if loss <= goal and (metric is None or float(logs["acc"]) >= 1.0):
+            stopped = "reached"
+            break
+        if loss < best * (1 - 1e-3):
+            best, wait = loss, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                stopped = "plateau"
+                break
+    result = clone.test_on_batch(x, y, return_dict=True)
+    loss = float(result["loss"])
+    acc = float(result["acc"]) if metric is not None else None
+    ok = math.isfinite(loss) and loss <= goal and (acc is None or acc >= 1.0)
+    return {
+        "loss": loss,
+        "accuracy": acc,
+        "epochs": done,
+        "passed": ok,
+        "stopped": stopped,
+    }
+
+
+def _attempt_rank(attempt):
+    loss = attempt["loss"] if math.isfinite(attempt["loss"]) else math.inf
+    return (-(attempt["accuracy"] or 0.0), loss)
+
+
+def _describe_optimizer(optimizer) -> str:
+    lr = optimizer.learning_rate
+    try:
+        lr = float(keras.ops.convert_to_numpy(lr))
+        return f"{type(optimizer).__name__}(lr={lr:.3g})"
+    except Exception:  # A learning-rate schedule.
+        return type(optimizer).__name__
+
+
+def _looks_like_probabilities(out: np.ndarray, spec: C.LossSpec) -> bool:
+    if np.any(out < -1e-6) or np.any(out > 1 + 1e-6):
+        return False
+    if spec.kind in (C.SPARSE_CE, C.CATEGORICAL_CE):
+        return bool(np.all(np.abs(out.sum(-1) - 1.0) < 1e-3))
+    return True
+
+
+def sanity_check(
+    model: keras.Model,
+    x: Any,
+    y: Any,
+    *,
+    num_classes: int | None = None,
+    tiny: int = 20,
+    epochs: int = 200,
+    loss: Any = None,
+    regularization: float = 1e3,
+    regularization_scale: float = 1e3,
+    learning_rates: Sequence[float] | None = DEFAULT_LEARNING_RATES,
+    sweep_size: int = 256,
+    sweep_steps: int = 20,
+    eval_size: int = 1024,
+    initial_loss_tolerance: float = 0.25,
+    overfit_loss: float | None = None,
+    batch_size: int = 256,
+) -> SanityReport:
+    """Runs the sanity checks of the training recipe on clones of `model`.
+
+    The checks, in order (each gives numbers and, when it fails, a hint):
+
+    - `"initial loss"`: with every regularizer removed, the loss of the
+      untrained model on the first `eval_size` examples against the
+      reference of the loss in use: ln(C) for (sparse) categorical
+      cross-entropy, ln 2 for binary cross-entropy, mean(y^2) for MSE and
+      mean(|y|) for MAE (a fresh network outputs values near 0). It passes
+      within `initial_loss_tolerance` (relative); other losses are skipped.
+    - `"regularization"`: every existing regularizer scaled by
+      `regularization_scale`, and `keras.regularizers.L2(regularization)`
+      attached to each kernel that has none; the loss must go up.
+    - `"lr bracket"`: from the same start, `sweep_steps` full-batch steps of
+      plain SGD on the first `sweep_size` examples for each rate of
+      `learning_rates`. A rate is *too high* when the loss turns NaN/inf,
+      exceeds 3x its start at any step (the lecture's rule) or ends above
+      its start; *too low* when its drop is under 1% of the best rate's drop
+      (the loss barely moves); the bracket is the range of the other rates.
+      Skipped when `learning_rates` is None.
+    - `"tiny overfit"`: the first `tiny` examples, no regularization,
+      full-batch training for up to `epochs` epochs (it stops as soon as the
+      goal is reached, or after a long plateau) with, in turn, a fresh copy
+      of the model's own optimizer, `Adam(1e-3)` and plain SGD at the best
+      rate of the bracket, until one succeeds; the report names which.
+      It passes when training accuracy reaches 1.0 (classification) *and* the
+      loss falls to `overfit_loss` (default: 5% of the reference initial
+      loss, e.g. 0.115 for 10 classes).
+
+    The model passed in is never trained or modified: the checks run on
+    clones made with `keras.models.clone_model` (regularizers removed or
+    boosted through the layer configs) holding a copy of its weights, each
+    compiled with its own new optimizer.
+
+    Args:
+        model: a Sequential or Functional single-output Keras model. When it
+            is compiled, its loss and optimizer are used.
+        x: the training inputs (an array, or a structure of arrays).
+        y: the training targets.
+        num_classes: the number of classes for sparse labels. Defaults to
+            `None` (the size of the model's output).
+        tiny: the number of examples of the tiny-overfit check. Defaults to
+            `20`.
+        epochs: the most epochs of each tiny-overfit attempt. Defaults to
+            `200`.
+        loss: the loss to check, when the model is not compiled (or to
+            override its loss). Defaults to `None` (`model.loss`).
+        regularization: the L2 factor attached to kernels without a
+            regularizer in the regularization check (Keras' `L2(l2)` adds
+            `l2 * sum(w**2)`). Defaults to `1e3`.
+        regularization_scale: the factor existing regularizers are scaled by
+            in the regularization check. Defaults to `1e3`.
+        learning_rates: the rates of the sweep. Defaults to
+            `1e-6, 1e-5, ..., 1e6`.
+        sweep_size: the number of examples of the sweep. Defaults to `256`.
+        sweep_steps: the steps of each sweep run. Defaults to `20`.
+        eval_size: the number of examples the initial loss is measured on.
+            Defaults to `1024`.
+        initial_loss_tolerance: the accepted relative deviation of the
+            initial loss from its reference. Defaults to `0.25`.
+        overfit_loss: the loss the tiny subset must reach. Defaults to
+            `None` (5% of the reference, or of the measured initial loss when
+            the loss has no reference).
+        batch_size: the batch size for evaluation. Defaults to `256`.
+
+    Returns:
+        A `SanityReport`.
+
+    Example:
+
+    >>> import numpy as np, keras, kerasreg
+    >>> x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    >>> y = (np.arange(64) % 3).astype("int32")
+    >>> model = keras.Sequential([keras.Input((8,)),
+    ...     keras.layers.Dense(32, activation="relu"),
+    ...     keras.layers.Dense(3, activation="softmax")])
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    >>> report = kerasreg.diagnostics.sanity_check(model, x, y, tiny=10,
+    ...     learning_rates=[1e-3, 1e-1, 1e3])
+    >>> report.passed
+    True
+
+    Reference:
+        - [cs231n: Babysitting the learning process](
+          https://cs231n.github.io/neural-networks-3/#baby)
+        - [Karpathy, A Recipe for Training Neural Networks, 2019](
+          https://karpathy.github.io/2019/04/25/recipe/)
+    """
+    tiny = utils.check_int("tiny", tiny, 1)
+    epochs = utils.check_int("epochs", epochs, 1)
+    regularization = utils.check_float("regularization", regularization, 0.0)
+    if regularization == 0:
+        raise utils.invalid_value("regularization", "a float > 0", regularization)
+    regularization_scale = utils.check_float(
+        "regularization_scale", regularization_scale, 1.0, low_inclusive=False
+    )
+    sweep_size = utils.check_int("sweep_size", sweep_size, 1)
+    sweep_steps = utils.check_int("sweep_steps", sweep_steps, 2)
+    eval_size = utils.check_int("eval_size", eval_size, 1)
+    batch_size = utils.check_int("batch_size", batch_size, 1)
+    initial_loss_tolerance = utils.check_float(
+        "initial_loss_tolerance", initial_loss_tolerance, 0.0, low_inclusive=False
+    )
+    if overfit_loss is not None:
+        overfit_loss = utils.check_float("overfit_loss", overfit_loss, 0.0)
+    if num_classes is not None:
+        num_classes = utils.check_int("num_classes", num_classes, 2)
+    rates = None
+    if learning_rates is not None:
+        rates = sorted(
+            utils.check_float("learning_rates", float(r), 0.0, low_inclusive=False)
+            for r in learning_rates
+        )
+        if not rates:
+            raise utils.invalid_value(
+                "learning_rates", "a non-empty list of rates", learning_rates
+            )
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a Keras model. Received: model={model!r}")
+    n = C.check_xy(x, y)
+    if tiny > n:
+        raise ValueError(
+            f"Invalid value received for argument `tiny`. Expected at most the "
+            f"number of examples ({n}). Received: tiny={tiny}"
+        )
+    y = np.asarray(y)
+    spec = C.describe_loss(loss if loss is not None else getattr(model, "loss", None))
+    outputs = getattr(model, "outputs", None)
+    if outputs is None or len(outputs) != 1:
+        raise ValueError(
+            "sanity_check needs a built single-output Sequential or Functional model."
+        )
+    out_dim = int(outputs[0].shape[-1])
+    classes = _check_labels(spec, y, out_dim, num_classes)
+    reference, ref_label = _reference(spec, y, classes)
+    metric_factory = lambda: _accuracy_metric(spec)  # noqa: E731
+
+    noreg = _clone(model, _strip_regularizers)
+    notes = []
+    x_eval, y_eval = C.take(x, slice(0, eval_size)), y[:eval_size]
+    probe = noreg(C.take(x, slice(0, min(n, 64))), training=False)
+    if noreg.losses:
+        notes.append(
+            f"{len(noreg.losses)} loss term(s) added by layers could not be "
+            "removed by editing regularizer arguments; the fits keep them."
+        )
+    init_weights = noreg.get_weights()
+    out = np.asarray(keras.ops.convert_to_numpy(probe), dtype="float64")
+    noreg.compile(
+        optimizer="sgd",
+        loss=spec.loss,
+        metrics=[metric_factory()] if spec.is_classification else None,
+    )
+    start = _evaluate(noreg, x_eval, y_eval, batch_size)
+    checks = []
+
+    # 1. Initial loss.
+    numbers = {"loss": start, "reference": reference, "reference_formula": ref_label}
+    if reference is None:
+        checks.append(
+            CheckResult(
+                "initial loss",
+                SKIP,
+                f"loss {C.fmt(start)} ({ref_label})",
+                numbers,
+            )
+        )
+    else:
+        deviation = (start - reference) / reference if reference else math.inf
+        numbers["relative_deviation"] = deviation
+        ok = math.isfinite(start) and abs(deviation) <= initial_loss_tolerance
+        hint = ""
+        if not ok:
+            probabilities = _looks_like_probabilities(out, spec)
+            if spec.is_classification and not spec.from_logits and not probabilities:
+                hint = (
+                    "the model outputs logits (values outside [0, 1]"
+                    + (" or rows not summing to 1" if spec.kind != C.BINARY_CE else "")
+                    + ") but the loss expects probabilities (from_logits=False): "
+                    "add a softmax/sigmoid output or use from_logits=True."
+                )
+            elif not math.isfinite(start):
+                hint = "the loss is not finite at initialisation: check the inputs and the output activation."
+            elif start > reference:
+                hint = (
+                    "the untrained model is too confident: the initial weights "
+                    "are badly scaled (use a smaller init for the last layer) or "
+                    "the inputs are not normalised."
+                )
+            else:
+                hint = (
+                    "the loss is below chance before training: the model is "
+                    "already trained, or the labels leak into the inputs."
+                )
+        summary = (
+            f"loss {C.fmt(start)} vs {ref_label} = {C.fmt(reference)} "
+            f"({deviation:+.1%}, tolerance {initial_loss_tolerance:.0%})"
+        )
+        checks.append(
+            CheckResult("initial loss", PASS if ok else FAIL, summary, numbers, hint)
+        )
+
+    # 2. Regularization raises the loss.
+    counter = {"scaled": 0, "attached": 0}
+    boosted = _clone(
+        model, _boost_regularizers(regularization, regularization_scale, counter)
+    )
+    boosted.compile(optimizer="sgd", loss=spec.loss)
+    reg_loss = _evaluate(boosted, x_eval, y_eval, batch_size)
+    increase = reg_loss - start
+    ok = math.isfinite(reg_loss) and increase > 1e-4 * max(abs(start), 1e-8)
+    what = []
+    if counter["attached"]:
+        what.append(f"L2({regularization:g}) on {counter['attached']} kernel(s)")
+    if counter["scaled"]:
+        what.append(f"{counter['scaled']} regularizer(s) x{regularization_scale:g}")
+    checks.append(
+        CheckResult(
+            "regularization",
+            PASS if ok else FAIL,
+            f"loss {C.fmt(start)} -> {C.fmt(reg_loss)} ({increase:+.4g}) with "
+            + (", ".join(what) or "no regularizer slot"),
+            {
+                "loss": start,
+                "regularized_loss": reg_loss,
+                "increase": increase,
+                "attached": counter["attached"],
+                "scaled": counter["scaled"],
+            },
+            ""
+            if ok
+            else (
+                "a stronger penalty did not raise the loss: no layer applies its "
+                "regularizer (custom layers must pass it to add_weight), or the "
+                "model has no kernel to regularize."
+            ),
+        )
+    )
+    del boosted
+
+    # 3. Learning-rate bracket.
+    best_lr = None
+    if rates is None:
+        checks.append(CheckResult("lr bracket", SKIP, "no sweep (learning_rates=None)"))
+    else:
+        xs, ys = C.take(x, slice(0, sweep_size)), y[:sweep_size]
+        sweep_start, runs = _lr_sweep(
+            noreg,
+            spec,
+            metric_factory(),
+            xs,
+            ys,
+            rates,
+            sweep_steps,
+            init_weights,
+        )
+        low = [r["lr"] for r in runs if r["verdict"] == "too low"]
+        high = [r["lr"] for r in runs if r["verdict"] == "too high"]
+        good = [r for r in runs if r["verdict"] == "ok"]
+        numbers = {
+            "start_loss": sweep_start,
+            "runs": [
+                {"lr": r["lr"], "final_loss": r["final"], "verdict": r["verdict"]}
+                for r in runs
+            ],
+            "too_low": low,
+            "too_high": high,
+            "bracket": None,
+            "best": None,
+        }
+        if good:
+            best = min(good, key=lambda r: r["final"])
+            best_lr = best["lr"]
+            bracket = (min(r["lr"] for r in good), max(r["lr"] for r in good))
+            numbers["bracket"], numbers["best"] = bracket, best_lr
+            parts = []
+            if low:
+                parts.append(f"too low <= {max(low):.0e}")
+            if high:
+                parts.append(f"too high >= {min(high):.0e}")
+            parts.append(f"bracket [{bracket[0]:.0e}, {bracket[1]:.0e}]")
+            parts.append(
+                f"best {best_lr:.0e} (loss {C.fmt(sweep_start)} -> {C.fmt(best['final'])})"
+            )
+            checks.append(CheckResult("lr bracket", PASS, ", ".join(parts), numbers))
+        else:
+            hint = (
+                "no rate made the loss go down without exploding: "
+                + (
+                    "every rate barely moved the loss (no trainable weights? "
+                    "vanishing gradients?)"
+                    if not high
+                    else "try rates between the too-low and too-high ones, or check "
+                    "the data scale"
+                )
+                + "."
+            )
+            checks.append(
+                CheckResult(
+                    "lr bracket",
+                    FAIL,
+                    f"too low: {[f'{r:.0e}' for r in low]}, too high: "
+                    f"{[f'{r:.0e}' for r in high]}",
+                    numbers,
+                    hint,
+                )
+            )
+
+    # 4. Overfit a tiny subset.
+    if overfit_loss is None:
+        base = reference if reference else start
+        goal = 0.05 * base if math.isfinite(base) else 0.0
+    else:
+        goal = overfit_loss
+    xt, yt = C.take(x, slice(0, tiny)), y[:tiny]
+    candidates = []
+    if getattr(model, "optimizer", None) is not None:
+        candidates.append(("model's optimizer", _copy_optimizer(model.optimizer)))
+    candidates.append(("Adam", keras.optimizers.Adam(1e-3)))
+    if best_lr is not None:
+        candidates.append(
+            ("SGD at the best bracket rate", keras.optimizers.SGD(best_lr))
+        )
+    attempts = []
+    for label, optimizer in candidates:
+        name = _describe_optimizer(optimizer)
+        result = _fit_tiny(
+            noreg,
+            spec,
+            metric_factory(),
+            xt,
+            yt,
+            optimizer,
+            epochs,
+            goal,
+            init_weights,
+        )
+        result["optimizer"] = f"{name} ({label})"
+        attempts.append(result)
+        if result["passed"]:
+            break
+    passed = attempts[-1]["passed"]
+    # The report shows the successful attempt, or else the closest one.
+    last = attempts[-1] if passed else min(attempts, key=_attempt_rank)
+    acc_text = "" if last["accuracy"] is None else f"acc {last['accuracy']:.2f}, "
+    summary = (
+        f"{tiny} examples: {acc_text}loss {C.fmt(last['loss'])} "
+        f"{'<=' if passed else '>'} {C.fmt(goal)} after {last['epochs']} epochs "
+        f"with {last['optimizer']}"
+    )
+    if not passed and len(attempts) > 1:
+        summary += f" ({len(attempts)} optimizers tried)"
+    hint = ""
+    if not passed:
+        trainable = sum(int(np.prod(w.shape)) for w in noreg.trainable_weights)
+        fitted = [
+            a for a in attempts if a["accuracy"] is not None and a["accuracy"] >= 1.0
+        ]
+        if trainable == 0:
+            hint = "the model has no trainable weights (is it frozen?)."
+        elif fitted:
+            hint = (
+                f"training accuracy reaches 1.00 but the loss stays at "
+                f"{C.fmt(min(a['loss'] for a in fitted))}: the outputs cannot "
+                "become confident. Usually an activation applied twice (a "
+                "double softmax, or softmax/sigmoid outputs fed to a loss "
+                "with from_logits=True), or logits fed to a loss with "
+                "from_logits=False."
+            )
+        else:
+            hint = (
+                "the model cannot fit a handful of examples: check that inputs "
+                "and labels match, the learning rate, the capacity and that the "
+                "layers that should learn are trainable."
+            )
+    checks.append(
+        CheckResult(
+            "tiny overfit",
+            PASS if passed else FAIL,
+            summary,
+            {
+                "tiny": tiny,
+                "goal_loss": goal,
+                "loss": last["loss"],
+                "accuracy": last["accuracy"],
+                "epochs": last["epochs"],
+                "optimizer": last["optimizer"],
+                "attempts": attempts,
+            },
+            hint,
+        )
+    )
+    return SanityReport(spec.name, checks, notes)
