@@ -75,12 +75,17 @@ def crop_and_resize(
         ],
         axis=1,
     )
-    # affine_transform keeps the spatial size: pad (edge) up to the output
-    # size when the output is larger, slice it down when it is smaller.
+    # affine_transform keeps the spatial size: pad up to the output size
+    # when the output is larger, slice it down when it is smaller. Samples
+    # reach at most half a pixel past the last row/column, so one replicated
+    # row/column (a symmetric pad) is all the padding that is ever read.
     pad_h = max(out_h - in_h, 0) if in_h is not None else 0
     pad_w = max(out_w - in_w, 0) if in_w is not None else 0
     if pad_h or pad_w:
-        images = ops.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), "edge")
+        images = ops.pad(images, ((0, 0), (0, 1), (0, 1), (0, 0)), "symmetric")
+        extra_h, extra_w = max(pad_h - 1, 0), max(pad_w - 1, 0)
+        if extra_h or extra_w:
+            images = ops.pad(images, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)))
     out = ops.image.affine_transform(
         images,
         ops.cast(transforms, "float32"),
