@@ -1,5 +1,6 @@
 """kerasreg callbacks: drop them into `model.fit(callbacks=[...])`."""
 
+from kerasreg.callbacks.ema_weights import EMAWeights, ema_decay  # noqa: F401
 from kerasreg.callbacks.explosion_detector import (  # noqa: F401
     ExplosionDetector,
     TrainingExplodedError,

@@ -1,0 +1,378 @@
+"""Exponential moving average (Polyak averaging) of the weights, for any optimizer."""
+
+from __future__ import annotations
+
+import keras
+
+from kerasreg import utils
+from kerasreg.callbacks.weight_swap import WeightSwapper, assign_values, read_values
+
+
+def ema_decay(
+    count, decay: float, warmup: bool = True, warmup_power: float = 2.0 / 3.0
+):
+    """The decay used by the `count`-th EMA update (0-based), as a tensor.
+
+    With `warmup`, timm's `ModelEmaV3` schedule (gamma = 1):
+    `min(decay, 1 - (1 + count) ** -warmup_power)`, which is 0 at the first
+    update (the average starts as a copy of the weights) and grows towards
+    `decay`. Without it, the constant `decay`.
+    """
+    count = keras.ops.cast(count, "float32")
+    if not warmup:
+        return keras.ops.full_like(count, decay)
+    return keras.ops.minimum(
+        keras.ops.convert_to_tensor(decay, "float32"),
+        1.0 - keras.ops.power(1.0 + count, -warmup_power),
+    )
+
+
+def _is_float(variable) -> bool:
+    return "float" in str(variable.dtype)
+
+
+@utils.register
+class EMAWeights(keras.callbacks.Callback):
+    """Keeps an exponential moving average (EMA) of the weights, for any optimizer.
+
+    After each optimizer step `t` (from `start_step` on, every `update_every`
+    steps), every floating-point weight `w` of the model updates its average
+    `e <- d_n * e + (1 - d_n) * w`, where `n` counts the updates and `d_n` is
+    the decay, warmed up as in timm's `ModelEmaV3`:
+    `d_n = min(decay, 1 - (1 + n) ** -warmup_power)` (`d_0 = 0`, so the
+    average starts from the weights, and `d_n` grows towards `decay`). Before
+    `start_step` the average follows the weights exactly. Trainable weights
+    and, by default, non-trainable float weights such as BatchNormalization
+    moving statistics are averaged; integer state (seed generators, counters)
+    is never averaged: the model keeps its current values, i.e. they are
+    copied.
+
+    The update runs inside the compiled train step: at `on_train_begin` the
+    callback wraps `model.train_step` and rebuilds the train function (on
+    JAX the averages travel in the stateless step's optimizer state), so there
+    is no Python work per batch and Keras's asynchronous callback dispatch
+    stays on. Unlike the optimizer's `use_ema=True`, it works with any
+    optimizer object, averages BatchNormalization statistics, warms the decay
+    up and swaps correctly around `predict`.
+
+    The averages live in the optimizer's variables (as with `use_ema=True`),
+    so optimizer checkpoints (`BackupAndRestore`) carry them.
+
+    With `swap_for_eval=True`, validation at the end of each epoch, `evaluate`
+    and `predict` (when the callback is passed to them, or during `fit`) and
+    the `on_epoch_end` of callbacks placed after this one (e.g.
+    `ModelCheckpoint`) see the EMA weights; the training weights come back
+    afterwards (at the end of `evaluate` / `predict`, at the next epoch's
+    start). At the end of `fit`, the model holds the EMA weights if
+    `ema_at_end=True` (whatever `swap_for_eval`), else the training weights;
+    the other set stays available as `training_weights` / `ema_weights`.
+
+    Args:
+        decay: The EMA decay, in (0, 1). Defaults to `0.999`.
+        warmup: Warm the decay up (timm's schedule). Defaults to `True`.
+        warmup_power: Exponent of the warm-up schedule (timm: 2/3 for long
+            runs, 3/4 for short ones). Defaults to `2/3`.
+        update_every: Update the average every this many steps.
+            Defaults to `1`.
+        start_step: Optimizer step at which averaging starts.
+            Defaults to `0`.
+        average_non_trainable: Also average non-trainable float weights
+            (BatchNormalization moving statistics); if False they are taken
+            from the training model as they are. Defaults to `True`.
+        swap_for_eval: Use the EMA weights for validation, `evaluate`,
+            `predict` and end-of-epoch checkpoints. Defaults to `True`.
+        ema_at_end: Leave the EMA weights in the model after `fit`.
+            Defaults to `True`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile("adam", "mse")
+    >>> ema = EMAWeights(decay=0.99)
+    >>> _ = model.fit(np.ones((32, 4)), np.ones((32, 2)), epochs=2,
+    ...               verbose=0, callbacks=[ema])
+    >>> len(ema.ema_weights) == len(model.weights)
+    True
+
+    Reference:
+        Polyak and Juditsky, Acceleration of stochastic approximation by
+        averaging, SIAM J. Control Optim. 1992; timm `ModelEmaV3`.
+    """
+
+    def __init__(
+        self,
+        decay: float = 0.999,
+        warmup: bool = True,
+        warmup_power: float = 2.0 / 3.0,
+        update_every: int = 1,
+        start_step: int = 0,
+        average_non_trainable: bool = True,
+        swap_for_eval: bool = True,
+        ema_at_end: bool = True,
+    ):
+        super().__init__()
+        self.decay = utils.check_float(
+            "decay", decay, 0.0, 1.0, low_inclusive=False, high_inclusive=False
+        )
+        self.warmup = bool(warmup)
+        self.warmup_power = utils.check_float(
+            "warmup_power", warmup_power, 0.0, low_inclusive=False
+        )
+        self.update_every = utils.check_int("update_every", update_every, 1)
+        self.start_step = utils.check_int("start_step", start_step, 0)
+        self.average_non_trainable = bool(average_non_trainable)
+        self.swap_for_eval = bool(swap_for_eval)
+        self.ema_at_end = bool(ema_at_end)
+        self._clear()
+
+    def _clear(self):
+        self._owner = None  # (model, optimizer) the variables belong to
+        self._ema_vars = []
+        self._step = None
+        self._count = None
+        self._tracked = []
+        self._slots = []  # ("t" | "n", index in model.(non_)trainable_variables)
+        self._swapper = WeightSwapper()
+        self._initialized = False
+        self._wrapped = False
+        self.training_weights = None
+        self.ema_weights = None
+
+    def get_config(self):
+        return {
+            "decay": self.decay,
+            "warmup": self.warmup,
+            "warmup_power": self.warmup_power,
+            "update_every": self.update_every,
+            "start_step": self.start_step,
+            "average_non_trainable": self.average_non_trainable,
+            "swap_for_eval": self.swap_for_eval,
+            "ema_at_end": self.ema_at_end,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __deepcopy__(self, memo):
+        clone = type(self)(**self.get_config())
+        memo[id(self)] = clone
+        return clone
+
+    # -- variables ---------------------------------------------------------
+
+    @property
+    def averaged_variables(self) -> list:
+        """The model variables that are averaged (in the order of the EMA)."""
+        return list(self._tracked)
+
+    def _setup(self, model):
+        optimizer = model.optimizer
+        if optimizer is None:
+            raise ValueError("EMAWeights needs a compiled model (no optimizer).")
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        slots, tracked = [], []
+        for i, v in enumerate(model.trainable_variables):
+            if _is_float(v):
+                slots.append(("t", i))
+                tracked.append(v)
+        if self.average_non_trainable:
+            for i, v in enumerate(model.non_trainable_variables):
+                if _is_float(v):
+                    slots.append(("n", i))
+                    tracked.append(v)
+        opt_vars = optimizer.variables
+        reuse = (
+            self._owner is not None
+            and self._owner[0] is model
+            and self._owner[1] is optimizer
+            and len(self._ema_vars) == len(tracked)
+            and self._step is not None
+            and any(v is self._step for v in opt_vars)
+        )
+        if not reuse:
+            strategy = getattr(model, "distribute_strategy", None)
+            scope = strategy.scope() if strategy is not None else _null()
+            with scope:
+                self._ema_vars = [
+                    optimizer.add_variable(
+                        tuple(v.shape),
+                        dtype=v.dtype,
+                        aggregation="only_first_replica",
+                        name=f"ema_{i}",
+                    )
+                    for i, v in enumerate(tracked)
+                ]
+                self._step = optimizer.add_variable(
+                    (), dtype="int32", aggregation="only_first_replica", name="ema_step"
+                )
+                self._count = optimizer.add_variable(
+                    (),
+                    dtype="int32",
+                    aggregation="only_first_replica",
+                    name="ema_count",
+                )
+            self._owner = (model, optimizer)
+        self._slots, self._tracked = slots, tracked
+        opt_vars = optimizer.variables
+        index = {id(v): i for i, v in enumerate(opt_vars)}
+        self._ema_index = [index[id(v)] for v in self._ema_vars]
+        self._step_index = index[id(self._step)]
+        self._count_index = index[id(self._count)]
+        # The average starts as a copy of the weights.
+        assign_values(self._ema_vars, read_values(tracked))
+        self._step.assign(0)
+        self._count.assign(0)
+        self._initialized = True
+
+    def _updated(self, emas, values, step, count):
+        """New (emas, step, count) after one train step; pure keras.ops."""
+        active = keras.ops.greater_equal(step, self.start_step)
+        due = keras.ops.logical_and(
+            active,
+            keras.ops.equal(
+                keras.ops.mod(step - self.start_step, self.update_every), 0
+            ),
+        )
+        d = ema_decay(count, self.decay, self.warmup, self.warmup_power)
+        # Before start_step: follow the weights (d = 0); between updates: keep.
+        d = keras.ops.where(due, d, keras.ops.where(active, 1.0, 0.0))
+        one_minus_d = 1.0 - d
+        new_emas = [
+            e + keras.ops.cast(one_minus_d, e.dtype) * (keras.ops.cast(v, e.dtype) - e)
+            for e, v in zip(emas, values)
+        ]
+        new_count = count + keras.ops.cast(due, count.dtype)
+        return new_emas, step + 1, new_count
+
+    # -- the wrapped train step ----------------------------------------------
+
+    def _wrap(self, model):
+        original = model.train_step
+        callback = self
+
+        if keras.backend.backend() == "jax":
+
+            def train_step(state, data):
+                logs, state = original(state, data)
+                trainable, non_trainable, opt_values, metrics = state
+                opt_values = list(opt_values)
+                values = [
+                    trainable[i] if kind == "t" else non_trainable[i]
+                    for kind, i in callback._slots
+                ]
+                emas = [opt_values[i] for i in callback._ema_index]
+                emas, step, count = callback._updated(
+                    emas,
+                    values,
+                    opt_values[callback._step_index],
+                    opt_values[callback._count_index],
+                )
+                for i, e in zip(callback._ema_index, emas):
+                    opt_values[i] = e
+                opt_values[callback._step_index] = step
+                opt_values[callback._count_index] = count
+                return logs, (trainable, non_trainable, opt_values, metrics)
+
+        else:
+
+            def train_step(data):
+                logs = original(data)
+                emas, step, count = callback._updated(
+                    [e.value for e in callback._ema_vars],
+                    [v.value for v in callback._tracked],
+                    callback._step.value,
+                    callback._count.value,
+                )
+                for var, e in zip(callback._ema_vars, emas):
+                    var.assign(e)
+                callback._step.assign(step)
+                callback._count.assign(count)
+                return logs
+
+        model.train_step = train_step
+        model.make_train_function(force=True)
+        self._wrapped = True
+
+    def _unwrap(self, model):
+        if not self._wrapped:
+            return
+        self._wrapped = False
+        try:
+            del model.train_step
+        except AttributeError:
+            model.__dict__.pop("train_step", None)
+        model.make_train_function(force=True)
+
+    # -- swapping ----------------------------------------------------------------
+
+    def _swap_in(self):
+        if self._initialized:
+            self._swapper.swap_in(self._tracked, read_values(self._ema_vars))
+
+    def _swap_out(self):
+        if self._initialized:
+            self._swapper.swap_out(self._tracked)
+
+    # -- hooks ---------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        self._unwrap(model)  # an earlier fit that raised
+        self._swapper.reset()
+        self.training_weights = None
+        self.ema_weights = None
+        self._setup(model)
+        self._wrap(model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.swap_for_eval:
+            self._swap_out()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_for_eval:
+            self._swap_in()
+
+    def on_test_begin(self, logs=None):
+        if self.swap_for_eval:
+            self._swap_in()
+
+    def on_test_end(self, logs=None):
+        if self.swap_for_eval:
+            self._swap_out()
+
+    def on_predict_begin(self, logs=None):
+        if self.swap_for_eval:
+            self._swap_in()
+
+    def on_predict_end(self, logs=None):
+        if self.swap_for_eval:
+            self._swap_out()
+
+    def on_train_end(self, logs=None):
+        model = self.model
+        self._unwrap(model)
+        # Back to a known state: the training weights in the model.
+        while self._swapper.swapped:
+            self._swapper.swap_out(self._tracked)
+        self.training_weights = read_values(model.weights)
+        ema = read_values(self._ema_vars)
+        if self.ema_at_end:
+            assign_values(self._tracked, ema)
+        self.ema_weights = _full_weights(model, self._tracked, ema)
+
+
+def _full_weights(model, tracked, values):
+    """`model.weights` values with the tracked ones replaced by `values`."""
+    by_id = {id(v): val for v, val in zip(tracked, values)}
+    return [by_id.get(id(w), w.numpy()) for w in model.weights]
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
