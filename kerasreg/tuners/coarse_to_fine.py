@@ -436,12 +436,24 @@ class CoarseToFineSearch(keras_tuner.Tuner):
 
     Example:
 
+    >>> import keras
+    >>> from kerasreg.tuners import RegularizationHyperModel
+    >>> def build(l2, dropout):
+    ...     reg = keras.regularizers.L2(l2)
+    ...     return keras.Sequential([
+    ...         keras.Input((3072,)),
+    ...         keras.layers.Dense(50, activation="relu", kernel_regularizer=reg),
+    ...         keras.layers.Dropout(dropout),
+    ...         keras.layers.Dense(10, activation="softmax"),
+    ...     ])
     >>> tuner = CoarseToFineSearch(
-    ...     RegularizationHyperModel(build_model, loss="sparse_categorical_crossentropy",
-    ...                              metrics=["accuracy"]),
+    ...     RegularizationHyperModel(
+    ...         build, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    ...     ),
     ...     objective="val_accuracy",
     ...     stages=[{"trials": 20, "epochs": 2}, {"trials": 10, "epochs": 6}],
-    ...     directory="runs", project_name="c2f")
+    ...     top_k=4, directory="runs", project_name="c2f", overwrite=True,
+    ... )  # doctest: +SKIP
     >>> tuner.search(x, y, validation_data=(x_val, y_val))  # doctest: +SKIP
     >>> tuner.results_summary()  # doctest: +SKIP
 
