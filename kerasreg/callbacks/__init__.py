@@ -5,3 +5,7 @@ from kerasreg.callbacks.explosion_detector import (  # noqa: F401
     ExplosionDetector,
     TrainingExplodedError,
 )
+from kerasreg.callbacks.smoothed_early_stopping import (  # noqa: F401
+    SmoothedEarlyStopping,
+    StopReason,
+)
