@@ -34,6 +34,4 @@ def check_layer(make_layer, x, tmp_path, *, distributed: bool = True, **kwargs):
     """`toolkit.check_layer`, with the strategy check above."""
     toolkit.check_layer(make_layer, x, tmp_path, distributed=False, **kwargs)
     if distributed:
-        assert_mirrored_strategy(
-            make_layer, x, batch_size=kwargs.get("batch_size", 4)
-        )
+        assert_mirrored_strategy(make_layer, x, batch_size=kwargs.get("batch_size", 4))

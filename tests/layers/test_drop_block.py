@@ -36,9 +36,7 @@ def _covered_by_blocks(zero, bh, bw):
 
 @pytest.mark.parametrize("block_size", [3, 4, (2, 5)])
 def test_dropped_units_form_whole_blocks_inside_the_map(block_size):
-    keep = _np(
-        db_ops.drop_block_mask((2, 12, 14, 3), 0.3, block_size, seed=0)
-    )
+    keep = _np(db_ops.drop_block_mask((2, 12, 14, 3), 0.3, block_size, seed=0))
     bh, bw = (block_size, block_size) if isinstance(block_size, int) else block_size
     assert set(np.unique(keep)) <= {0.0, 1.0}
     assert (keep == 0).any()

@@ -194,9 +194,7 @@ def test_conv_training_mean_matches_inference():
     n = 150
     mean = np.mean([_np(layer(x, training=True)) for _ in range(n)], axis=0)
     var = rate / (1 - rate) * _np(layer.convolution_op(x**2, layer.kernel**2))
-    np.testing.assert_array_less(
-        np.abs(mean - inference), 5 * np.sqrt(var / n) + 1e-6
-    )
+    np.testing.assert_array_less(np.abs(mean - inference), 5 * np.sqrt(var / n) + 1e-6)
 
 
 @pytest.mark.parametrize("mask", ["batch", "example"])
@@ -220,7 +218,9 @@ def test_same_seed_same_outputs(mask):
 
 
 def test_sampling_linear_converges_to_mean():
-    layer = DropConnectDense(4, rate=0.5, inference="sampling", num_samples=20000, seed=0)
+    layer = DropConnectDense(
+        4, rate=0.5, inference="sampling", num_samples=20000, seed=0
+    )
     x = _data(2, 6)
     out = _np(layer(x))
     mean = x @ _np(layer.kernel) + _np(layer.bias)
@@ -241,7 +241,8 @@ def test_sampling_matches_relu_of_gaussian():
     m = (x @ _np(layer.kernel) + _np(layer.bias))[0]
     s = _analytic_std(layer, x, rate)
     expected = [
-        mi * 0.5 * (1 + erf(mi / si / sqrt(2))) + si * exp(-0.5 * (mi / si) ** 2) / sqrt(2 * pi)
+        mi * 0.5 * (1 + erf(mi / si / sqrt(2)))
+        + si * exp(-0.5 * (mi / si) ** 2) / sqrt(2 * pi)
         for mi, si in zip(m, s)
     ]
     np.testing.assert_allclose(out, expected, atol=float(0.03 * s.max()))
@@ -281,7 +282,9 @@ def test_from_dense_in_a_model_trains():
     x, y = toolkit.classification_data(32, 8, 3)
     dense = keras.layers.Dense(3, activation="softmax")
     dense(x)
-    model = keras.Sequential([keras.Input((8,)), DropConnectDense.from_dense(dense, 0.2)])
+    model = keras.Sequential(
+        [keras.Input((8,)), DropConnectDense.from_dense(dense, 0.2)]
+    )
     model.compile("sgd", "sparse_categorical_crossentropy")
     history = model.fit(x, y, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -119,9 +119,7 @@ def _linear_mc_model(rate=0.5, noise_shape=None):
             keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones"),
         ]
     )
-    model.layers[-1].kernel.assign(
-        np.arange(10, dtype="float32").reshape(5, 2) / 10.0
-    )
+    model.layers[-1].kernel.assign(np.arange(10, dtype="float32").reshape(5, 2) / 10.0)
     return model
 
 
@@ -170,7 +168,9 @@ def test_mc_predict_multi_input_and_dropconnect_sampling():
 
 
 def test_mc_predict_warns_without_stochastic_layers():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dropout(0.5), keras.layers.Dense(1)]
+    )
     with pytest.warns(UserWarning, match="no layer that is random at inference"):
         mean, std = kerasreg.mc_predict(model, np.ones((4, 3)), samples=5)
     np.testing.assert_array_equal(std, 0.0)

@@ -87,7 +87,9 @@ def test_from_dense_model_trains_and_saves(tmp_path):
     path = tmp_path / "low.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -105,7 +107,9 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_rank_larger_than_input_dim_raises_at_build():
-    with pytest.raises(ValueError, match=r"argument `rank`.*min\(input_dim, units\).*rank=4"):
+    with pytest.raises(
+        ValueError, match=r"argument `rank`.*min\(input_dim, units\).*rank=4"
+    ):
         LowRankDense(8, rank=4).build((None, 3))
 
 
