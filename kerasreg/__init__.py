@@ -10,6 +10,9 @@ diagnostics and a keras-tuner integration. Backend-agnostic: only the public
 __version__ = "0.1.0"
 
 from kerasreg import callbacks, layers, ops  # noqa: F401
+
+# isort: split
+# Weight regularization and Monte-Carlo prediction (issue 2).
 from kerasreg import regularizers  # noqa: E402, F401
 from kerasreg.mc import mc_predict  # noqa: E402, F401
 
