@@ -8,6 +8,16 @@
   (needs matplotlib, imported only when plotting).
 """
 
+from kerasreg.diagnostics.bias_variance import BiasVarianceResult, bias_variance
+from kerasreg.diagnostics.plots import plot_history, smooth
 from kerasreg.diagnostics.sanity import CheckResult, SanityReport, sanity_check
 
-__all__ = ["CheckResult", "SanityReport", "sanity_check"]
+__all__ = [
+    "BiasVarianceResult",
+    "CheckResult",
+    "SanityReport",
+    "bias_variance",
+    "plot_history",
+    "sanity_check",
+    "smooth",
+]
