@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from kerasreg import utils
+from kerasreg.callbacks.train_step_hook import TrainStepHook
 from kerasreg.callbacks.weight_swap import WeightSwapper, assign_values, read_values
 
 
@@ -47,11 +48,11 @@ class EMAWeights(keras.callbacks.Callback):
     is never averaged: the model keeps its current values, i.e. they are
     copied.
 
-    The update runs inside the compiled train step: at `on_train_begin` the
-    callback wraps `model.train_step` and rebuilds the train function (on
-    JAX the averages travel in the stateless step's optimizer state), so there
-    is no Python work per batch and Keras's asynchronous callback dispatch
-    stays on. Unlike the optimizer's `use_ema=True`, it works with any
+    The update runs inside the compiled train step: for the duration of
+    `fit` the callback folds it into `model.train_step` (see
+    `kerasreg.callbacks.train_step_hook`; on JAX the averages travel in the
+    stateless step's optimizer state), so there is no Python work per batch
+    and Keras's asynchronous callback dispatch stays on. Unlike the optimizer's `use_ema=True`, it works with any
     optimizer object, averages BatchNormalization statistics, warms the decay
     up and swaps correctly around `predict`.
 
@@ -135,7 +136,7 @@ class EMAWeights(keras.callbacks.Callback):
         self._slots = []  # ("t" | "n", index in model.(non_)trainable_variables)
         self._swapper = WeightSwapper()
         self._initialized = False
-        self._wrapped = False
+        self._hook = None
         self.training_weights = None
         self.ema_weights = None
 
@@ -216,11 +217,6 @@ class EMAWeights(keras.callbacks.Callback):
                 )
             self._owner = (model, optimizer)
         self._slots, self._tracked = slots, tracked
-        opt_vars = optimizer.variables
-        index = {id(v): i for i, v in enumerate(opt_vars)}
-        self._ema_index = [index[id(v)] for v in self._ema_vars]
-        self._step_index = index[id(self._step)]
-        self._count_index = index[id(self._count)]
         # The average starts as a copy of the weights.
         assign_values(self._ema_vars, read_values(tracked))
         self._step.assign(0)
@@ -247,64 +243,16 @@ class EMAWeights(keras.callbacks.Callback):
         new_count = count + keras.ops.cast(due, count.dtype)
         return new_emas, step + 1, new_count
 
-    # -- the wrapped train step ----------------------------------------------
+    # -- the per-step update ---------------------------------------------------
 
-    def _wrap(self, model):
-        original = model.train_step
-        callback = self
-
-        if keras.backend.backend() == "jax":
-
-            def train_step(state, data):
-                logs, state = original(state, data)
-                trainable, non_trainable, opt_values, metrics = state
-                opt_values = list(opt_values)
-                values = [
-                    trainable[i] if kind == "t" else non_trainable[i]
-                    for kind, i in callback._slots
-                ]
-                emas = [opt_values[i] for i in callback._ema_index]
-                emas, step, count = callback._updated(
-                    emas,
-                    values,
-                    opt_values[callback._step_index],
-                    opt_values[callback._count_index],
-                )
-                for i, e in zip(callback._ema_index, emas):
-                    opt_values[i] = e
-                opt_values[callback._step_index] = step
-                opt_values[callback._count_index] = count
-                return logs, (trainable, non_trainable, opt_values, metrics)
-
-        else:
-
-            def train_step(data):
-                logs = original(data)
-                emas, step, count = callback._updated(
-                    [e.value for e in callback._ema_vars],
-                    [v.value for v in callback._tracked],
-                    callback._step.value,
-                    callback._count.value,
-                )
-                for var, e in zip(callback._ema_vars, emas):
-                    var.assign(e)
-                callback._step.assign(step)
-                callback._count.assign(count)
-                return logs
-
-        model.train_step = train_step
-        model.make_train_function(force=True)
-        self._wrapped = True
-
-    def _unwrap(self, model):
-        if not self._wrapped:
-            return
-        self._wrapped = False
-        try:
-            del model.train_step
-        except AttributeError:
-            model.__dict__.pop("train_step", None)
-        model.make_train_function(force=True)
+    def _step_update(self, values, trainable, non_trainable):
+        """The hook's update: values = emas + [step, count]; pure keras.ops."""
+        emas, step, count = values[:-2], values[-2], values[-1]
+        weights = [
+            trainable[i] if kind == "t" else non_trainable[i] for kind, i in self._slots
+        ]
+        emas, step, count = self._updated(emas, weights, step, count)
+        return [*emas, step, count]
 
     # -- swapping ----------------------------------------------------------------
 
@@ -320,12 +268,16 @@ class EMAWeights(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        self._unwrap(model)  # an earlier fit that raised
+        if self._hook is not None:
+            self._hook.remove()  # an earlier fit that raised
         self._swapper.reset()
         self.training_weights = None
         self.ema_weights = None
         self._setup(model)
-        self._wrap(model)
+        self._hook = TrainStepHook(
+            [*self._ema_vars, self._step, self._count], self._step_update
+        )
+        self._hook.install(model)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.swap_for_eval:
@@ -353,7 +305,8 @@ class EMAWeights(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         model = self.model
-        self._unwrap(model)
+        if self._hook is not None:
+            self._hook.remove()
         # Back to a known state: the training weights in the model.
         while self._swapper.swapped:
             self._swapper.swap_out(self._tracked)
