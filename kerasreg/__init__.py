@@ -23,3 +23,6 @@ from kerasreg.tta import TestTimeAugmentation  # noqa: E402, F401
 
 # Training-pipeline diagnostics and transfer learning (issue 5).
 from kerasreg import diagnostics, transfer  # noqa: E402, F401
+
+# Training callbacks' ensembles (issue 4).
+from kerasreg import ensembles  # noqa: E402, F401

@@ -9,3 +9,8 @@ from kerasreg.callbacks.smoothed_early_stopping import (  # noqa: F401
     SmoothedEarlyStopping,
     StopReason,
 )
+from kerasreg.callbacks.snapshot_ensemble import (  # noqa: F401
+    SnapshotEnsemble,
+    cycle_boundaries,
+    snapshot_learning_rate,
+)

@@ -1,0 +1,339 @@
+"""Snapshot ensembles with SGDR cosine restarts, the learning rate set every batch."""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+
+import keras
+import numpy as np
+
+from kerasreg import utils
+from kerasreg.callbacks.train_step_hook import TrainStepHook
+from kerasreg.ensembles import snapshot_paths
+
+
+def cycle_boundaries(
+    epochs: int, cycles: int, epochs_per_cycle: float | None, cycle_mult: float
+) -> list[int]:
+    """The epochs at which each cycle ends (cumulative, integers).
+
+    Cycle `k` lasts `epochs_per_cycle * cycle_mult ** k` epochs (rounded on
+    the cumulative sum); with `epochs_per_cycle=None` the cycles fill
+    `epochs` exactly.
+    """
+    lengths = [cycle_mult**k for k in range(cycles)]
+    if epochs_per_cycle is None:
+        first = epochs / sum(lengths)
+    else:
+        first = float(epochs_per_cycle)
+    ends = [int(round(first * s)) for s in np.cumsum(lengths)]
+    if epochs_per_cycle is None:
+        ends[-1] = epochs
+    starts = [0, *ends[:-1]]
+    if any(e <= s for s, e in zip(starts, ends)):
+        raise ValueError(
+            f"SnapshotEnsemble: {cycles} cycles do not fit in {epochs} epochs "
+            f"(cycle ends {ends}); use fewer cycles or more epochs."
+        )
+    return ends
+
+
+def snapshot_learning_rate(position, ends, max_lr: float, min_lr: float):
+    """The learning rate at `position` (in epochs, may be fractional).
+
+    Cosine annealing from `max_lr` to `min_lr` within each cycle, restarting
+    at each cycle's start (SGDR); `min_lr` after the last cycle. Works on
+    floats, NumPy arrays and `keras.ops` tensors.
+    """
+    ops = keras.ops
+    position = ops.cast(position, "float32")
+    starts = [0, *ends[:-1]]
+    lr = ops.full_like(position, min_lr)
+    for start, end in reversed(list(zip(starts, ends))):
+        frac = (position - start) / float(end - start)
+        cos = min_lr + 0.5 * (max_lr - min_lr) * (1.0 + ops.cos(math.pi * frac))
+        inside = ops.logical_and(position >= start, position < end)
+        lr = ops.where(inside, cos, lr)
+    return lr
+
+
+@utils.register
+class SnapshotEnsemble(keras.callbacks.Callback):
+    """Snapshot ensembles: cosine cycles with restarts, a snapshot per cycle.
+
+    The learning rate follows SGDR (Loshchilov and Hutter 2017): within each
+    cycle it decreases from `max_lr` to `min_lr` along a cosine, and jumps
+    back to `max_lr` at the next cycle's start. It is set **every batch**,
+    inside the compiled train step (the optimizer's learning-rate variable
+    is updated from its iteration counter; no per-batch Python hook, so
+    Keras's asynchronous callback dispatch stays on). At the end of each
+    cycle the weights are saved atomically (a temporary file in the same
+    folder, then `os.replace`) to `directory/snapshot_XXX.weights.h5` and
+    listed in `snapshots`; `ensemble(last=m)` returns the `Ensemble` of the
+    last `m` snapshots (Huang et al. 2017).
+
+    Cycle `k` lasts `epochs_per_cycle * cycle_mult ** k` epochs; with
+    `epochs_per_cycle=None` the `cycles` cycles fill the `epochs` of `fit`.
+    After the last cycle the learning rate stays at `min_lr`.
+
+    Resuming: the schedule is a function of the epoch and the optimizer's
+    iteration counter, both restored by `keras.callbacks.BackupAndRestore`,
+    so an interrupted run resumes at the right learning rate, and the
+    snapshots of the completed cycles (found in `directory`) are listed
+    again. A fresh run (starting at epoch 0) removes old snapshot files from
+    `directory`. The optimizer needs a float (variable) learning rate, not a
+    `LearningRateSchedule`; it is put back to its value of before `fit` at
+    the end.
+
+    Args:
+        cycles: Number of cycles (snapshots), >= 1.
+        epochs_per_cycle: Length of the first cycle in epochs, or None to
+            fill `fit`'s epochs. Defaults to `None`.
+        max_lr: Learning rate at each cycle's start. Defaults to `0.1`.
+        min_lr: Learning rate at each cycle's end, <= `max_lr`.
+            Defaults to `0.0`.
+        cycle_mult: Growth factor of the cycle length (SGDR's T_mult).
+            Defaults to `1.0`.
+        directory: Folder for the snapshots (created if missing; must be
+            writable). Defaults to `"snapshots"`.
+        keep: Keep only the last `keep` snapshot files, or None for all.
+            Defaults to `None`.
+        verbose: Print a line per snapshot. Defaults to `0`.
+
+    Example:
+
+    >>> import numpy as np, tempfile
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...                           keras.layers.Dense(3, activation="softmax")])
+    >>> model.compile("sgd", "sparse_categorical_crossentropy")
+    >>> snap = SnapshotEnsemble(cycles=2, max_lr=0.1,
+    ...                         directory=tempfile.mkdtemp())
+    >>> _ = model.fit(np.ones((32, 4)), np.zeros(32), epochs=4, verbose=0,
+    ...               callbacks=[snap])
+    >>> len(snap.snapshots)
+    2
+    >>> ensemble = snap.ensemble(last=2)
+
+    Reference:
+        Huang et al., Snapshot ensembles: train 1, get M for free, ICLR 2017;
+        Loshchilov and Hutter, SGDR: stochastic gradient descent with warm
+        restarts, ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        cycles: int,
+        epochs_per_cycle: float | None = None,
+        max_lr: float = 0.1,
+        min_lr: float = 0.0,
+        cycle_mult: float = 1.0,
+        directory: str | os.PathLike = "snapshots",
+        keep: int | None = None,
+        verbose: int = 0,
+    ):
+        super().__init__()
+        self.cycles = utils.check_int("cycles", cycles, 1)
+        if epochs_per_cycle is not None:
+            epochs_per_cycle = utils.check_float(
+                "epochs_per_cycle", epochs_per_cycle, 0.0, low_inclusive=False
+            )
+        self.epochs_per_cycle = epochs_per_cycle
+        self.max_lr = utils.check_float("max_lr", max_lr, 0.0, low_inclusive=False)
+        self.min_lr = utils.check_float("min_lr", min_lr, 0.0)
+        if self.min_lr > self.max_lr:
+            raise utils.invalid_value(
+                "min_lr", f"a float value in [0, max_lr={self.max_lr:g}]", min_lr
+            )
+        self.cycle_mult = utils.check_float(
+            "cycle_mult", cycle_mult, 0.0, low_inclusive=False
+        )
+        if keep is not None:
+            keep = utils.check_int("keep", keep, 1)
+        self.keep = keep
+        self.directory = _check_directory(directory)
+        self.verbose = int(verbose)
+        self._reset()
+
+    def _reset(self):
+        self.snapshots = []
+        self.ends = None
+        self.lr_history = []  # the learning rate at each epoch's start
+        self._hook = None
+        self._first_epoch = None
+        self._lr_before = None
+
+    def get_config(self):
+        return {
+            "cycles": self.cycles,
+            "epochs_per_cycle": self.epochs_per_cycle,
+            "max_lr": self.max_lr,
+            "min_lr": self.min_lr,
+            "cycle_mult": self.cycle_mult,
+            "directory": self.directory,
+            "keep": self.keep,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __deepcopy__(self, memo):
+        clone = type(self)(**self.get_config())
+        memo[id(self)] = clone
+        return clone
+
+    # -- schedule ------------------------------------------------------------
+
+    def learning_rate_at(self, position):
+        """The learning rate at `position` epochs into training."""
+        return snapshot_learning_rate(position, self.ends, self.max_lr, self.min_lr)
+
+    def snapshot_path(self, cycle: int) -> str:
+        return os.path.join(self.directory, f"snapshot_{cycle:03d}.weights.h5")
+
+    # -- hooks ---------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        if self._hook is not None:
+            self._hook.remove()
+        self._reset()
+        epochs = int(self.params.get("epochs") or 0)
+        self.ends = cycle_boundaries(
+            epochs, self.cycles, self.epochs_per_cycle, self.cycle_mult
+        )
+        optimizer = self.model.optimizer
+        if optimizer is None:
+            raise ValueError("SnapshotEnsemble needs a compiled model.")
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        lr = optimizer.learning_rate
+        if not isinstance(lr, keras.Variable):
+            raise ValueError(
+                "SnapshotEnsemble sets the learning rate itself: compile the "
+                "model with an optimizer whose `learning_rate` is a float, not "
+                f"a schedule. Received: learning_rate={optimizer._learning_rate!r}"
+            )
+        self._lr_var = lr
+        self._lr_before = float(lr.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._start(epoch)
+        self.lr_history.append(float(self._lr_var.numpy()))
+
+    def _start(self, epoch):
+        steps = self.params.get("steps")
+        if not steps:
+            raise ValueError(
+                "SnapshotEnsemble sets the learning rate every batch and needs "
+                "the number of steps per epoch: pass `steps_per_epoch` to `fit` "
+                "(the dataset's length is unknown)."
+            )
+        self._first_epoch = epoch
+        optimizer = self.model.optimizer
+        it0 = int(optimizer.iterations.numpy())
+        e0, per_step = float(epoch), 1.0 / float(steps)
+        # Snapshots of cycles completed before a resumed run.
+        done = sum(1 for end in self.ends if end <= epoch)
+        if epoch == 0:  # a fresh run: old snapshots are not ours
+            for path in snapshot_paths(self.directory):
+                os.remove(path)
+        self.snapshots = [
+            self.snapshot_path(c)
+            for c in range(done)
+            if os.path.exists(self.snapshot_path(c))
+        ]
+        self._lr_var.assign(float(self.learning_rate_at(np.float32(epoch))))
+
+        def update(values, trainable, non_trainable):
+            lr, iterations = values
+            # The learning rate of the next step.
+            position = e0 + keras.ops.cast(iterations - it0, "float32") * per_step
+            new_lr = keras.ops.cast(self.learning_rate_at(position), lr.dtype)
+            return [new_lr, iterations]
+
+        self._hook = TrainStepHook([self._lr_var, optimizer.iterations], update)
+        self._hook.install(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["snapshot_lr"] = self.lr_history[-1] if self.lr_history else None
+        if epoch + 1 not in self.ends:
+            return
+        cycle = self.ends.index(epoch + 1)
+        path = self.snapshot_path(cycle)
+        _save_weights_atomically(self.model, path)
+        self.snapshots = [p for p in self.snapshots if p != path] + [path]
+        if self.keep is not None:
+            while len(self.snapshots) > self.keep:
+                old = self.snapshots.pop(0)
+                if os.path.exists(old):
+                    os.remove(old)
+        if self.verbose:
+            print(f"\nSnapshotEnsemble: cycle {cycle} done, saved {path}")
+
+    def on_train_end(self, logs=None):
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        if self._lr_before is not None:
+            self._lr_var.assign(self._lr_before)
+
+    # -- ensembles -------------------------------------------------------------
+
+    def ensemble(self, last: int | None = None, build_fn=None, **kwargs):
+        """The `Ensemble` of the last `last` snapshots (all by default).
+
+        Args:
+            last: Number of snapshots, counted from the end. Defaults to all.
+            build_fn: Returns a fresh model of the snapshot architecture;
+                defaults to `keras.models.clone_model(model)`.
+            **kwargs: Passed to `Ensemble` (`reduce`, `weights`, ...).
+        """
+        from kerasreg.ensembles import Ensemble
+
+        paths = list(self.snapshots)
+        if last is not None:
+            last = utils.check_int("last", last, 1)
+            paths = paths[-last:]
+        if not paths:
+            raise ValueError("SnapshotEnsemble: no snapshot has been saved yet.")
+        model = self.model
+        build_fn = build_fn or (lambda: keras.models.clone_model(model))
+        members = []
+        for path in paths:
+            member = build_fn()
+            member.load_weights(path)
+            members.append(member)
+        return Ensemble(members, **kwargs)
+
+
+def _check_directory(directory) -> str:
+    """Creates `directory` if needed and checks that it is writable."""
+    path = os.fspath(directory)
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write_test_{uuid.uuid4().hex}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise utils.invalid_value(
+            "directory", f"a writable folder ({e.strerror})", directory
+        ) from None
+    return path
+
+
+def _save_weights_atomically(model, path: str) -> None:
+    """`model.save_weights(path)` through a temporary file and `os.replace`."""
+    folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".tmp_{uuid.uuid4().hex}.weights.h5")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

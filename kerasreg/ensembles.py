@@ -1,0 +1,258 @@
+"""Model ensembles: averaging members' class probabilities, bagging, snapshots.
+
+An `Ensemble` is a `keras.Model` over member models that all map the same
+input to class probabilities (or logits, with `from_logits=True`); it is
+saved and loaded as one `.keras` model. `bagging` trains members on
+bootstrap resamples (Breiman 1996); `Ensemble.from_snapshots` rebuilds the
+members saved by `kerasreg.callbacks.SnapshotEnsemble` (Huang et al. 2017).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+from kerasreg import utils
+
+REDUCTIONS = ("mean", "geometric_mean", "vote")
+
+
+@utils.register
+class Ensemble(keras.Model):
+    """A model that combines its members' class probabilities.
+
+    Each member maps the input to class probabilities along the last axis
+    (softmax outputs), or to logits with `from_logits=True`. The ensemble
+    returns probabilities:
+
+    - `reduce="mean"`: the (weighted) arithmetic mean of the probabilities;
+    - `reduce="geometric_mean"`: the (weighted) geometric mean, renormalised
+      to sum to one (a product of experts, less sensitive to one confident
+      member);
+    - `reduce="vote"`: the (weighted) fraction of members whose top class is
+      each class (majority vote; `argmax` gives the winner).
+
+    Members are used as they are (not copied); `training` is passed on to
+    them. The ensemble is compiled and evaluated like any model, and saved
+    and loaded as one `.keras` file (the members' configs and weights
+    inside).
+
+    Args:
+        models: The member models (at least one), with a common input and
+            the same number of classes.
+        weights: One non-negative weight per member (normalised to sum 1),
+            or None for equal weights. Defaults to `None`.
+        reduce: `"mean"`, `"geometric_mean"` or `"vote"`. Defaults to
+            `"mean"`.
+        from_logits: Whether members output logits (a softmax is applied
+            first). Defaults to `False`.
+
+    Call arguments:
+        inputs: The members' input.
+        training: Passed to the members. Defaults to `False`.
+
+    Input shape:
+        The members' input shape.
+
+    Output shape:
+        `(batch, ..., classes)`, the members' output shape.
+
+    Example:
+
+    >>> import numpy as np
+    >>> def member():
+    ...     return keras.Sequential([keras.Input((4,)),
+    ...                              keras.layers.Dense(3, activation="softmax")])
+    >>> ens = Ensemble([member(), member()])
+    >>> ens.predict(np.ones((2, 4)), verbose=0).sum(axis=-1).round(5)
+    array([1., 1.], dtype=float32)
+
+    Reference:
+        Dietterich, Ensemble methods in machine learning, MCS 2000;
+        Huang et al., Snapshot ensembles: train 1, get M for free, ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[keras.Model],
+        weights: Sequence[float] | None = None,
+        reduce: str = "mean",
+        from_logits: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        models = list(models) if models is not None else []
+        if not models or not all(isinstance(m, keras.Model) for m in models):
+            raise utils.invalid_value(
+                "models", "a non-empty list of keras.Model", models
+            )
+        if weights is not None:
+            w = [float(v) for v in weights]
+            if len(w) != len(models) or min(w) < 0 or sum(w) <= 0:
+                raise utils.invalid_value(
+                    "weights",
+                    f"{len(models)} non-negative numbers with a positive sum",
+                    weights,
+                )
+            weights = w
+        self.members = models
+        self.member_weights = weights
+        self.reduce = utils.check_choice("reduce", reduce, REDUCTIONS)
+        self.from_logits = bool(from_logits)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def _normalised_weights(self):
+        n = len(self.members)
+        w = self.member_weights or [1.0] * n
+        total = sum(w)
+        return [v / total for v in w]
+
+    def call(self, inputs, training=False):
+        weights = self._normalised_weights()
+        outputs = [m(inputs, training=training) for m in self.members]
+        if self.reduce == "geometric_mean":
+            if self.from_logits:
+                logs = [keras.ops.log_softmax(o, axis=-1) for o in outputs]
+            else:
+                logs = [keras.ops.log(keras.ops.clip(o, 1e-12, 1.0)) for o in outputs]
+            mixed = sum(w * lp for w, lp in zip(weights, logs))
+            return keras.ops.softmax(mixed, axis=-1)  # renormalised exp
+        probs = [
+            keras.ops.softmax(o, axis=-1) if self.from_logits else o for o in outputs
+        ]
+        if self.reduce == "vote":
+            classes = probs[0].shape[-1]
+            probs = [
+                keras.ops.one_hot(keras.ops.argmax(p, axis=-1), classes, dtype=p.dtype)
+                for p in probs
+            ]
+        return sum(w * p for w, p in zip(weights, probs))
+
+    def compute_output_shape(self, input_shape):
+        return self.members[0].compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "models": [keras.saving.serialize_keras_object(m) for m in self.members],
+            "weights": self.member_weights,
+            "reduce": self.reduce,
+            "from_logits": self.from_logits,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["models"] = [
+            keras.saving.deserialize_keras_object(m, custom_objects=custom_objects)
+            for m in config["models"]
+        ]
+        return cls(**config)
+
+    @classmethod
+    def from_snapshots(
+        cls,
+        directory: str | os.PathLike,
+        build_fn: Callable[[], keras.Model],
+        last: int | None = None,
+        **kwargs,
+    ) -> Ensemble:
+        """Builds an ensemble from the snapshots saved in `directory`.
+
+        Args:
+            directory: The folder `SnapshotEnsemble` wrote
+                `snapshot_XXX.weights.h5` files into.
+            build_fn: Returns a fresh (uncompiled or compiled) model of the
+                architecture the snapshots were taken from.
+            last: Use only the last `last` snapshots. Defaults to all.
+            **kwargs: Passed to `Ensemble` (`weights`, `reduce`, ...).
+        """
+        paths = snapshot_paths(directory)
+        if last is not None:
+            last = utils.check_int("last", last, 1)
+            paths = paths[-last:]
+        if not paths:
+            raise ValueError(
+                f"No snapshot (snapshot_*.weights.h5) found in {os.fspath(directory)!r}."
+            )
+        members = []
+        for path in paths:
+            model = build_fn()
+            model.load_weights(path)
+            members.append(model)
+        return cls(members, **kwargs)
+
+
+def snapshot_paths(directory: str | os.PathLike) -> list[str]:
+    """The snapshot weight files in `directory`, oldest first."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    names = sorted(
+        n
+        for n in os.listdir(directory)
+        if n.startswith("snapshot_") and n.endswith(".weights.h5")
+    )
+    return [os.path.join(directory, n) for n in names]
+
+
+def bagging(
+    build_fn: Callable[[], keras.Model],
+    x,
+    y,
+    n_models: int,
+    *,
+    seed: int | None = 0,
+    reduce: str = "mean",
+    from_logits: bool = False,
+    **fit_kwargs,
+) -> Ensemble:
+    """Trains `n_models` members on bootstrap resamples and ensembles them.
+
+    Each member is a fresh compiled model from `build_fn()`, trained with
+    `fit(x[idx], y[idx], **fit_kwargs)` on `len(x)` examples drawn with
+    replacement (about 63% distinct). The out-of-bag indices of each member
+    are kept in the returned ensemble's `oob_indices`.
+
+    Args:
+        build_fn: Returns a fresh, compiled model.
+        x: Training inputs (a NumPy array, or a list/dict of arrays).
+        y: Training targets (a NumPy array).
+        n_models: Number of members, >= 1.
+        seed: Seed of the resampling. Defaults to `0`.
+        reduce: See `Ensemble`. Defaults to `"mean"`.
+        from_logits: See `Ensemble`. Defaults to `False`.
+        **fit_kwargs: Passed to each member's `fit` (epochs, batch_size, ...).
+
+    Returns:
+        An `Ensemble` of the trained members.
+
+    Reference:
+        Breiman, Bagging predictors, Machine Learning 24 (1996).
+    """
+    n_models = utils.check_int("n_models", n_models, 1)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    members, oob = [], []
+    for _ in range(n_models):
+        idx = rng.integers(0, n, size=n)
+        model = build_fn()
+        model.fit(_take(x, idx), _take(y, idx), **fit_kwargs)
+        members.append(model)
+        oob.append(np.setdiff1d(np.arange(n), idx))
+    ensemble = Ensemble(members, reduce=reduce, from_logits=from_logits)
+    ensemble.oob_indices = oob
+    return ensemble
+
+
+def _take(data, idx):
+    if isinstance(data, dict):
+        return {k: np.asarray(v)[idx] for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [np.asarray(v)[idx] for v in data]
+    return np.asarray(data)[idx]

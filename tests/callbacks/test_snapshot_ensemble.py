@@ -1,0 +1,240 @@
+import copy
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kerasreg.callbacks import (
+    SnapshotEnsemble,
+    cycle_boundaries,
+    snapshot_learning_rate,
+)
+from kerasreg.ensembles import Ensemble
+from tests import toolkit
+
+
+def _model():
+    model = toolkit.tiny_model(compile=False)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    return model
+
+
+class _LrRecorder(keras.callbacks.Callback):
+    """The learning rate used by every step (test only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lrs = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.lrs.append(
+            float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        )
+
+
+@pytest.mark.parametrize(
+    "epochs, cycles, per_cycle, mult, ends",
+    [
+        (6, 3, None, 1.0, [2, 4, 6]),
+        (7, 3, None, 1.0, [2, 5, 7]),
+        (7, 3, None, 2.0, [1, 3, 7]),
+        (10, 2, 3, 1.0, [3, 6]),
+        (10, 2, 2, 2.0, [2, 6]),
+    ],
+)
+def test_cycle_boundaries(epochs, cycles, per_cycle, mult, ends):
+    assert cycle_boundaries(epochs, cycles, per_cycle, mult) == ends
+
+
+def test_cycle_boundaries_too_many_cycles():
+    with pytest.raises(ValueError, match="do not fit"):
+        cycle_boundaries(2, 3, None, 1.0)
+
+
+def test_learning_rate_formula():
+    ends = [2, 4]
+    pos = np.array([0.0, 0.5, 1.0, 1.999, 2.0, 3.0, 4.5], "float32")
+    got = keras.ops.convert_to_numpy(snapshot_learning_rate(pos, ends, 0.1, 0.01))
+    frac = np.array([0, 0.25, 0.5, 0.9995, 0, 0.5])
+    want = 0.01 + 0.045 * (1 + np.cos(np.pi * frac))
+    np.testing.assert_allclose(got[:6], want, rtol=1e-4)
+    assert got[6] == pytest.approx(0.01)  # after the last cycle
+
+
+def test_lr_set_every_batch_and_snapshots(tmp_path):
+    x, y = toolkit.classification_data(64, 8, 3)
+    model = _model()
+    rec = _LrRecorder()
+    snap = SnapshotEnsemble(cycles=3, max_lr=0.1, min_lr=0.001, directory=tmp_path)
+    model.fit(x, y, batch_size=16, epochs=6, verbose=0, callbacks=[rec, snap])
+    steps = 4
+    pos = np.arange(6 * steps) / steps
+    want = 0.001 + 0.0495 * (1 + np.cos(np.pi * (pos % 2) / 2))
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-5)
+    assert snap.snapshots == [
+        str(tmp_path / f"snapshot_{i:03d}.weights.h5") for i in range(3)
+    ]
+    assert all(os.path.exists(p) for p in snap.snapshots)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temp left
+    # The last snapshot is the final model; the optimizer's lr is restored.
+    ens = snap.ensemble(last=2)
+    assert isinstance(ens, Ensemble) and len(ens.members) == 2
+    np.testing.assert_allclose(
+        ens.members[-1].predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5
+    )
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    assert "train_step" not in model.__dict__
+    probs = ens.predict(x, verbose=0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    from_dir = Ensemble.from_snapshots(tmp_path, _model, last=2)
+    np.testing.assert_allclose(from_dir.predict(x, verbose=0), probs, rtol=1e-5)
+
+
+def test_keep_removes_old_snapshots(tmp_path):
+    x, y = toolkit.classification_data(32, 8, 3)
+    snap = SnapshotEnsemble(cycles=3, directory=tmp_path, keep=1)
+    _model().fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[snap])
+    assert len(snap.snapshots) == 1
+    assert sorted(os.listdir(tmp_path)) == ["snapshot_002.weights.h5"]
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise RuntimeError("interrupted")
+
+
+def test_resumes_after_interruption(tmp_path):
+    x, y = toolkit.classification_data(64, 8, 3)
+    snap_dir, backup_dir = tmp_path / "snaps", tmp_path / "backup"
+
+    # Reference: an uninterrupted run.
+    keras.utils.set_random_seed(0)
+    ref_rec = _LrRecorder()
+    ref = SnapshotEnsemble(cycles=3, max_lr=0.1, directory=tmp_path / "ref")
+    ref_model = _model()
+    ref_model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=6,
+        verbose=0,
+        shuffle=False,
+        callbacks=[ref_rec, ref],
+    )
+
+    # Interrupted at the start of epoch 3 (after the first snapshot).
+    keras.utils.set_random_seed(0)
+    model = _model()
+    snap = SnapshotEnsemble(cycles=3, max_lr=0.1, directory=snap_dir)
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=6,
+            verbose=0,
+            shuffle=False,
+            callbacks=[snap, backup, _Interrupt(3)],
+        )
+    assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 3
+    assert len(os.listdir(snap_dir)) == 1
+
+    # A new process: a new model and a new callback, same folders.
+    model = _model()
+    model.build((None, 8))
+    rec = _LrRecorder()
+    snap = SnapshotEnsemble(cycles=3, max_lr=0.1, directory=snap_dir)
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir))
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=6,
+        verbose=0,
+        shuffle=False,
+        callbacks=[backup, rec, snap],
+    )
+    assert history.epoch == [3, 4, 5]
+    np.testing.assert_allclose(rec.lrs, ref_rec.lrs[3 * 4 :], rtol=1e-5)
+    assert [os.path.basename(p) for p in snap.snapshots] == [
+        f"snapshot_{i:03d}.weights.h5" for i in range(3)
+    ]
+    # Complete files: every snapshot loads; the last equals the reference's.
+    ens = snap.ensemble()
+    ref_ens = ref.ensemble()
+    np.testing.assert_allclose(
+        ens.predict(x, verbose=0), ref_ens.predict(x, verbose=0), rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"cycles": 0}, "cycles"),
+        ({"cycles": 2, "min_lr": 0.5, "max_lr": 0.1}, "min_lr"),
+        ({"cycles": 2, "max_lr": 0.0}, "max_lr"),
+        ({"cycles": 2, "cycle_mult": 0.0}, "cycle_mult"),
+        ({"cycles": 2, "keep": 0}, "keep"),
+        ({"cycles": 2, "epochs_per_cycle": -1}, "epochs_per_cycle"),
+    ],
+)
+def test_bad_arguments(kwargs, name, tmp_path):
+    with pytest.raises(ValueError, match=f"argument `{name}`"):
+        SnapshotEnsemble(directory=tmp_path, **kwargs)
+
+
+def test_unwritable_directory(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="argument `directory`"):
+        SnapshotEnsemble(cycles=2, directory=blocker / "sub")
+
+
+def test_schedule_optimizer_is_refused(tmp_path):
+    x, y = toolkit.classification_data(32, 8, 3)
+    model = toolkit.tiny_model(compile=False)
+    sched = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+    model.compile(keras.optimizers.SGD(sched), "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.fit(
+            x,
+            y,
+            epochs=2,
+            verbose=0,
+            callbacks=[SnapshotEnsemble(cycles=2, directory=tmp_path)],
+        )
+
+
+def test_deepcopy_and_reuse(tmp_path):
+    cb, _ = toolkit.assert_deepcopy_and_reuse(
+        lambda: SnapshotEnsemble(cycles=2, directory=tmp_path),
+        make_model=_model,
+    )
+    assert len(cb.snapshots) == 2
+    assert copy.deepcopy(cb).get_config() == cb.get_config()
+
+
+@toolkit.requires_tensorflow
+def test_mirrored_strategy(tmp_path):
+    import tensorflow as tf
+
+    x, y = toolkit.classification_data(64, 8, 3)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = _model()
+    rec = _LrRecorder()
+    snap = SnapshotEnsemble(cycles=2, max_lr=0.1, directory=tmp_path)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[rec, snap])
+    assert len(snap.snapshots) == 2
+    want = 0.05 * (1 + np.cos(np.pi * (np.arange(8) % 4) / 4))
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-5, atol=1e-7)
+    assert not math.isnan(rec.lrs[-1])
