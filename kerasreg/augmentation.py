@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import AugmentationLayer
+from kerasreg.layers.augmentation_layer import AugmentationLayer, tensorflow_of
 from kerasreg.layers.auto_augment import AutoAugment
 from kerasreg.layers.pca_color_augmentation import PCAColorAugmentation
 from kerasreg.layers.random_pixel_noise import RandomPixelNoise
@@ -22,6 +22,7 @@ from kerasreg.tta import TestTimeAugmentation
 __all__ = [
     "TASKS",
     "AugmentationLayer",
+    "AugmentationPipeline",
     "AutoAugment",
     "PCAColorAugmentation",
     "RandomPixelNoise",
@@ -38,6 +39,43 @@ TASKS = {
     "text": "document or text crops: no flips, tiny rotate/shift, scan noise",
     "aerial": "overhead/satellite/microscopy: any flip, any rotation, colour",
 }
+
+
+@utils.register
+class AugmentationPipeline(keras.Sequential):
+    """A `keras.Sequential` of augmentation layers that also runs in `tf.data`.
+
+    Inside a model it is a plain `Sequential`. Called on a symbolic
+    `tf.Tensor` (in `ds.map`) on a backend other than TensorFlow, where a
+    Keras `Sequential` cannot run (it would hand the TensorFlow tensor to JAX),
+    it calls its layers one after the other instead: Keras's preprocessing
+    layers and kerasreg's augmentation layers each know how to run in a
+    `tf.data` graph on any backend.
+
+    Args:
+        layers: The augmentation layers. Defaults to `None`.
+        name: Name of the pipeline. Defaults to `None`.
+        **kwargs: `keras.Sequential` keyword arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> aug = AugmentationPipeline([keras.layers.RandomFlip("horizontal")])
+    >>> aug(np.zeros((2, 8, 8, 3), "float32")).shape
+    (2, 8, 8, 3)
+    """
+
+    def __call__(self, inputs, *args, **kwargs):
+        if keras.backend.backend() != "tensorflow":
+            tf = tensorflow_of(inputs)
+            if tf is not None and not tf.executing_eagerly():
+                training = kwargs.get("training", args[0] if args else None)
+                training = True if training is None else training
+                x = inputs
+                for layer in self.layers:
+                    x = layer(x, training=training)
+                return x
+        return super().__call__(inputs, *args, **kwargs)
 
 
 def pipeline(
@@ -90,8 +128,9 @@ def pipeline(
             (`"augmentation_<task>"`).
 
     Returns:
-        A `keras.Sequential` of augmentation layers (images in, images out,
-        same size, compute dtype).
+        An `AugmentationPipeline` (a `keras.Sequential`) of augmentation
+        layers: images in, images out, same size, compute dtype. It runs in
+        `tf.data` on every backend.
 
     Example:
 
@@ -162,4 +201,4 @@ def pipeline(
                 stddev=0.1 * s, value_range=value_range, seed=next_seed()
             ),
         ]
-    return keras.Sequential(layers, name=name or f"augmentation_{task}")
+    return AugmentationPipeline(layers, name=name or f"augmentation_{task}")

@@ -39,7 +39,7 @@ from keras import ops
 from kerasreg import utils
 
 
-def _tensorflow_tensor(x):
+def tensorflow_of(x):
     """Returns the `tensorflow` module if `x` is a `tf.Tensor`, else None."""
     tf = sys.modules.get("tensorflow")
     if tf is None or isinstance(x, keras.KerasTensor):
@@ -87,7 +87,7 @@ class AugmentationLayer(keras.Layer):
 
     def __call__(self, inputs, *args, **kwargs):
         if keras.backend.backend() != "tensorflow":
-            tf = _tensorflow_tensor(inputs)
+            tf = tensorflow_of(inputs)
             if tf is not None:
                 if not tf.executing_eagerly():
                     return self._call_through_numpy(tf, inputs, *args, **kwargs)
