@@ -5,6 +5,12 @@ from kerasreg.callbacks.explosion_detector import (  # noqa: F401
     ExplosionDetector,
     TrainingExplodedError,
 )
+from kerasreg.callbacks.learning_rate_finder import (  # noqa: F401
+    LearningRateFinder,
+    LearningRateFinderResult,
+    find_learning_rate,
+    suggest_learning_rate,
+)
 from kerasreg.callbacks.smoothed_early_stopping import (  # noqa: F401
     SmoothedEarlyStopping,
     StopReason,
