@@ -274,21 +274,53 @@ def _check_labels(spec: C.LossSpec, y: np.ndarray, out_dim: int, num_classes):
     return None
 
 
-def _evaluate(model, x, y, batch_size: int) -> float:
-    """The mean loss (regularization included) over equal-sized batches.
+def _loss_value(spec: C.LossSpec, y, pred) -> float:
+    fn = keras.losses.get(spec.loss) if isinstance(spec.loss, str) else spec.loss
+    y = np.asarray(y)
+    if spec.kind != C.SPARSE_CE and y.size == int(np.prod(pred.shape)):
+        # As `fit` does: (n,) targets against (n, 1) outputs, not broadcast.
+        y = y.reshape(tuple(pred.shape)).astype(keras.backend.floatx())
+    return float(keras.ops.convert_to_numpy(keras.ops.mean(fn(y, pred))))
 
-    `test_on_batch` avoids building a data pipeline per call; equal batch
-    shapes keep one compiled test function.
+
+def _accuracy(spec: C.LossSpec, y: np.ndarray, pred: np.ndarray) -> float | None:
+    if spec.kind == C.SPARSE_CE:
+        return float(np.mean(pred.argmax(-1) == y.reshape(len(y))))
+    if spec.kind == C.CATEGORICAL_CE:
+        return float(np.mean(pred.argmax(-1) == y.argmax(-1)))
+    if spec.kind == C.BINARY_CE:
+        cut = 0.0 if spec.from_logits else 0.5
+        return float(np.mean((pred > cut) == (y.reshape(pred.shape) > 0.5)))
+    return None
+
+
+def _evaluate(model, spec, x, y, batch_size: int) -> tuple[float, float | None]:
+    """The loss (with any regularization) and accuracy, by eager calls.
+
+    Eager calls in inference mode need no compiled function, which keeps the
+    checks fast; equal batches weigh the same.
     """
     n = C.num_examples(x)
     size = min(batch_size, n)
-    total, seen = 0.0, 0
+    total, seen, preds = 0.0, 0, []
     for begin in range(0, n - size + 1, size):
         part = slice(begin, begin + size)
-        logs = model.test_on_batch(C.take(x, part), y[part], return_dict=True)
-        total += float(logs["loss"]) * size
+        pred = model(C.take(x, part), training=False)
+        loss = _loss_value(spec, y[part], pred)
+        loss += sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
+        total += loss * size
         seen += size
-    return total / seen
+        preds.append(np.asarray(keras.ops.convert_to_numpy(pred), dtype="float64"))
+    pred = np.concatenate(preds)
+    if not np.all(np.isfinite(pred)):
+        return math.nan, None if _accuracy(spec, y[:seen], pred) is None else 0.0
+    return total / seen, _accuracy(spec, y[:seen], pred)
+
+
+def _weights_finite(model) -> bool:
+    # Needed on top of the loss: with NaN weights, a clipped cross-entropy
+    # can report a loss near 0 (NaN probabilities clip to 1 - epsilon).
+    return all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
 def _reset_optimizer(optimizer, learning_rate: float) -> None:
@@ -310,7 +342,7 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
         metrics=[metric] if metric is not None else None,
     )
     clone.set_weights(init_weights)
-    start = _evaluate(clone, x, y, n)
+    start = _evaluate(clone, spec, x, y, n)[0]
     runs = []
     for lr in rates:
         clone.set_weights(init_weights)
@@ -322,7 +354,8 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
             # The lecture's rule: a cost above 3x the original is an explosion.
             if not math.isfinite(loss) or loss > 3 * start:
                 break
-        final = _evaluate(clone, x, y, n)
+        final = _evaluate(clone, spec, x, y, n)[0]
+        final = final if _weights_finite(clone) else math.nan
         runs.append({"lr": lr, "losses": losses, "final": final})
     for run in runs:
         values = run["losses"] + [run["final"]]
@@ -366,6 +399,8 @@ def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
         if not math.isfinite(loss):
             stopped = "non-finite"
             break
+        if done % 10 == 0 and not _weights_finite(clone):
+            break
         if loss <= goal and (metric is None or float(logs["acc"]) >= 1.0):
             stopped = "reached"
             break
@@ -376,9 +411,10 @@ def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
             if wait >= patience:
                 stopped = "plateau"
                 break
-    result = clone.test_on_batch(x, y, return_dict=True)
-    loss = float(result["loss"])
-    acc = float(result["acc"]) if metric is not None else None
+    loss, acc = _evaluate(clone, spec, x, y, C.num_examples(x))
+    loss = loss if _weights_finite(clone) else math.nan
+    if not math.isfinite(loss):
+        stopped, acc = "non-finite", (None if metric is None else 0.0)
     ok = math.isfinite(loss) and loss <= goal and (acc is None or acc >= 1.0)
     return {
         "loss": loss,
@@ -578,12 +614,7 @@ def sanity_check(
         )
     init_weights = noreg.get_weights()
     out = np.asarray(keras.ops.convert_to_numpy(probe), dtype="float64")
-    noreg.compile(
-        optimizer="sgd",
-        loss=spec.loss,
-        metrics=[metric_factory()] if spec.is_classification else None,
-    )
-    start = _evaluate(noreg, x_eval, y_eval, batch_size)
+    start = _evaluate(noreg, spec, x_eval, y_eval, batch_size)[0]
     checks = []
 
     # 1. Initial loss.
@@ -637,8 +668,7 @@ def sanity_check(
     boosted = _clone(
         model, _boost_regularizers(regularization, regularization_scale, counter)
     )
-    boosted.compile(optimizer="sgd", loss=spec.loss)
-    reg_loss = _evaluate(boosted, x_eval, y_eval, batch_size)
+    reg_loss = _evaluate(boosted, spec, x_eval, y_eval, batch_size)[0]
     increase = reg_loss - start
     ok = math.isfinite(reg_loss) and increase > 1e-4 * max(abs(start), 1e-8)
     what = []
@@ -754,6 +784,10 @@ def sanity_check(
             ("SGD at the best bracket rate", keras.optimizers.SGD(best_lr))
         )
     attempts = []
+    if not noreg.trainable_weights:
+        # Nothing can learn: no optimizer would change the loss.
+        candidates = candidates[:1]
+        epochs = 1
     for label, optimizer in candidates:
         name = _describe_optimizer(optimizer)
         result = _fit_tiny(
