@@ -80,17 +80,21 @@ def drop_block_mask(
         batch, height, width, channels = shape
     bh, bw = _clip_block(block_size, height, width)
     gamma = drop_block_gamma(rate, height, width, (bh, bw))
-    valid = ops.convert_to_tensor(
-        drop_block_valid_region(height, width, (bh, bw))[None, :, :, None]
-    )
+    # Seeds are drawn on the valid region only, `(H - bh + 1, W - bw + 1)`,
+    # and zero-padded to the map (the padding *is* `drop_block_valid_region`).
     # The mask is sampled channels_last (max pooling on CPU wants NHWC) and
     # transposed afterwards: its entries are i.i.d., so the layout is free.
     noise = keras.random.uniform(
-        (batch, height, width, channels), seed=seed, dtype="float32"
+        (batch, height - bh + 1, width - bw + 1, channels), seed=seed, dtype="float32"
     )
-    seeds = ops.cast(noise < gamma, "float32") * valid
-    # A seed at (r, c) drops the block it is the ("same"-padding) centre of.
-    dropped = ops.max_pool(seeds, pool_size=(bh, bw), strides=1, padding="same")
+    seeds = ops.cast(noise < gamma, "float32")
+    seeds = ops.pad(
+        seeds, [[0, 0], [bh // 2, (bh - 1) // 2], [bw // 2, (bw - 1) // 2], [0, 0]]
+    )
+    # A seed at (r, c) drops the block it is the ("same"-padding) centre of;
+    # the bh x bw max pooling is done as two separable 1D poolings.
+    dropped = ops.max_pool(seeds, pool_size=(bh, 1), strides=1, padding="same")
+    dropped = ops.max_pool(dropped, pool_size=(1, bw), strides=1, padding="same")
     keep = 1.0 - dropped
     if data_format == "channels_first":
         keep = ops.transpose(keep, (0, 3, 1, 2))
