@@ -20,3 +20,4 @@ from kerasreg.callbacks.snapshot_ensemble import (  # noqa: F401
     cycle_boundaries,
     snapshot_learning_rate,
 )
+from kerasreg.callbacks.swa import SWA, update_batch_norm  # noqa: F401
