@@ -20,7 +20,6 @@ def test_toolkit(tmp_path):
         lambda: InvertedDropout(0.3, seed=1),
         toolkit.images(8, 4, 4, 2, value_range=(0, 1)),
         tmp_path,
-        tf_data=True,
     )
 
 
