@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import toolkit
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cifar10_bag_of_tricks.py"
 
 
@@ -91,3 +93,35 @@ def test_merge_combines_runs_in_row_order(example, tmp_path):
     assert [(s.row, s.seeds) for s in summaries] == [("baseline", 2), ("all", 1)]
     assert summaries[0].test_accuracy == pytest.approx(0.45)
     assert (tmp_path / "m" / "learning_curves.png").exists()
+
+
+def test_quick_run_end_to_end_on_real_images(example, tmp_path):
+    data_dir = toolkit.cifar10_dir()
+    summaries = example.main(
+        [
+            "--quick",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(data_dir),
+            "--train-size",
+            "200",
+            "--val-size",
+            "100",
+            "--test-size",
+            "100",
+            "--batch-size",
+            "50",
+            "--verbose",
+            "0",
+            "--tricks",
+            "baseline,all,all_snapshot",  # between them, every trick
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
+    assert [s.row for s in summaries] == ["baseline", "all", "all_snapshot"]
+    assert all(0.0 <= s.test_accuracy <= 1.0 for s in summaries)
+    assert (tmp_path / "results.md").exists() and (
+        tmp_path / "learning_curves.png"
+    ).exists()
