@@ -1,0 +1,263 @@
+"""Speed of the issue-3 augmentation layers and test-time augmentation.
+
+Every comparison runs both sides in this one process, on the same data; the
+sides are timed in alternation (A, B, A, B, ...) after a warm-up pass, so that
+load from other jobs on a shared machine hits both alike, and the median time
+of each side is reported. Printed ratios against the issue's targets:
+
+1. Throughput (images/s) of each new layer in a `tf.data` pipeline
+   (`ds.batch(b).map(layer, num_parallel_calls=AUTOTUNE).prefetch`) on 32x32
+   and 224x224 uint8 images (real CIFAR-10 photos; the 224 ones upsampled),
+   against the nearest Keras layer(s), target ratio kerasreg / Keras >= 1:
+   `RandomResizedCrop` and `RandomScaleCrop` vs `RandomZoom` + `RandomCrop`,
+   `PCAColorAugmentation` vs `RandomColorJitter`, `AutoAugment` vs
+   `RandAugment`; informative: `RandomPixelNoise` vs `GaussianNoise`.
+2. Epoch time of a small CIFAR-10 CNN fed by `tf.data` with flip
+   (`keras.layers.RandomFlip`) + crop (`RandomScaleCrop`) + PCA colour in the
+   pipeline, against the same pipeline without augmentation: target <= 1.10x.
+3. 10-crop `TestTimeAugmentation.evaluate` against single-view
+   `model.evaluate` of the same model on the same images: target <= 11x.
+
+The `tf.data` figures are meant for the TensorFlow backend, where the layers
+run inside the `tf.data` graph; on JAX they run through `tf.numpy_function`
+(eager JAX per batch), which this script also measures if asked.
+
+Usage:
+
+    KERAS_BACKEND=tensorflow python benchmarks/augmentation_benchmark.py
+    # --repeats N timed passes per side (default 5), --quick for a smoke run,
+    # --only throughput|epoch|tta, --data-dir PATH (else $KERASREG_DATA_DIR)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import kerasreg  # noqa: E402
+from kerasreg.datasets import load_cifar10  # noqa: E402
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def alternate(sides, repeats):
+    """Runs each side once to warm up, then `repeats` alternating timed runs."""
+    for fn in sides.values():
+        fn()
+    times = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def dataset(x, batch, stages, y=None):
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(batch)
+    if stages:
+
+        def apply(t, *rest):
+            for stage in stages:
+                t = stage(t, training=True)
+            return (t, *rest) if rest else t
+
+        ds = ds.map(apply, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def to_float(t, training=True):
+    """GaussianNoise needs float input (ours take uint8)."""
+    return tf.cast(t, "float32")
+
+
+def drain(ds):
+    def run():
+        for _ in ds:
+            pass
+
+    return run
+
+
+def throughput(x32, x224, repeats, quick):
+    print("\n== 1. tf.data throughput (images/s), kerasreg vs nearest Keras ==")
+    kl = keras.layers
+    rows = []
+    for size, x, batch in ((32, x32, 128), (224, x224, 32)):
+        s = size
+        pairs = [
+            (
+                "RandomResizedCrop",
+                [kerasreg.layers.RandomResizedCrop(s, s, seed=0)],
+                "RandomZoom+RandomCrop",
+                [kl.RandomZoom((-0.5, 0.3), seed=0), kl.RandomCrop(s, s, seed=0)],
+            ),
+            (
+                "RandomScaleCrop",
+                [kerasreg.layers.RandomScaleCrop(s, s, (s, round(1.25 * s)), seed=0)],
+                "RandomZoom+RandomCrop",
+                [kl.RandomZoom((-0.2, 0.0), seed=0), kl.RandomCrop(s, s, seed=0)],
+            ),
+            (
+                "PCAColorAugmentation",
+                [kerasreg.layers.PCAColorAugmentation(seed=0)],
+                "RandomColorJitter",
+                [
+                    kl.RandomColorJitter(
+                        value_range=(0, 255),
+                        brightness_factor=0.2,
+                        contrast_factor=0.2,
+                        saturation_factor=(0.4, 0.6),
+                        seed=0,
+                    )
+                ],
+            ),
+            (
+                "AutoAugment(imagenet)",
+                [kerasreg.layers.AutoAugment("imagenet", seed=0)],
+                "RandAugment",
+                [kl.RandAugment(value_range=(0, 255), seed=0)],
+            ),
+            (
+                "AutoAugment(cifar10)",
+                [kerasreg.layers.AutoAugment("cifar10", seed=0)],
+                "RandAugment",
+                [kl.RandAugment(value_range=(0, 255), seed=0)],
+            ),
+            (
+                "RandomPixelNoise",
+                [kerasreg.layers.RandomPixelNoise(0.05, mode="gaussian", seed=0)],
+                "GaussianNoise",
+                [to_float, kl.GaussianNoise(0.5, seed=0)],
+            ),
+        ]
+        for ours_name, ours, keras_name, theirs in pairs:
+            med = alternate(
+                {
+                    "ours": drain(dataset(x, batch, ours)),
+                    "keras": drain(dataset(x, batch, theirs)),
+                },
+                repeats,
+            )
+            a, b = len(x) / med["ours"], len(x) / med["keras"]
+            target = "" if ours_name == "RandomPixelNoise" else "  (target >= 1)"
+            rows.append((size, ours_name, a, keras_name, b))
+            print(
+                f"{size:>3}px  {ours_name:<22} {a:>9.0f}/s   {keras_name:<22} "
+                f"{b:>9.0f}/s   ratio {a / b:5.2f}{target}",
+                flush=True,
+            )
+    return rows
+
+
+def small_cnn():
+    kl = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            kl.Rescaling(1 / 255.0),
+            kl.Conv2D(32, 3, padding="same", activation="relu"),
+            kl.Conv2D(32, 3, padding="same", activation="relu"),
+            kl.MaxPooling2D(),
+            kl.Conv2D(64, 3, padding="same", activation="relu"),
+            kl.Conv2D(64, 3, padding="same", activation="relu"),
+            kl.MaxPooling2D(),
+            kl.Flatten(),
+            kl.Dense(128, activation="relu"),
+            kl.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def epoch_time(x, y, repeats):
+    print("\n== 2. epoch of a small CIFAR-10 CNN: flip+crop+PCA in tf.data vs none ==")
+    stages = [
+        keras.layers.RandomFlip("horizontal", seed=0),
+        kerasreg.layers.RandomScaleCrop(32, 32, short_side=(32, 40), seed=0),
+        kerasreg.layers.PCAColorAugmentation(seed=0),
+    ]
+    plain_ds = dataset(x, 128, [], y)
+    aug_ds = dataset(x, 128, stages, y)
+    models = {}
+    for name in ("plain", "aug"):
+        keras.utils.set_random_seed(0)
+        m = small_cnn()
+        m.compile("adam", "sparse_categorical_crossentropy")
+        models[name] = m
+
+    def fit(name, ds):
+        return lambda: models[name].fit(ds, epochs=1, verbose=0)
+
+    med = alternate(
+        {"plain": fit("plain", plain_ds), "aug": fit("aug", aug_ds)}, repeats
+    )
+    ratio = med["aug"] / med["plain"]
+    print(
+        f"{len(x)} images, batch 128: no augmentation {med['plain']:.2f} s/epoch, "
+        f"flip+crop+PCA {med['aug']:.2f} s/epoch, ratio {ratio:.3f} (target <= 1.10)"
+    )
+    return med, ratio
+
+
+def tta_time(x, y, repeats):
+    print("\n== 3. 10-crop TestTimeAugmentation.evaluate vs single view ==")
+    keras.utils.set_random_seed(0)
+    model = small_cnn()
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    tta = kerasreg.TestTimeAugmentation(model, crops="ten", padding=4)
+    tta.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    med = alternate(
+        {
+            "single": lambda: model.evaluate(x, y, batch_size=256, verbose=0),
+            "ten": lambda: tta.evaluate(x, y, batch_size=256, verbose=0),
+        },
+        repeats,
+    )
+    ratio = med["ten"] / med["single"]
+    print(
+        f"{len(x)} images, batch 256: single view {med['single']:.2f} s, "
+        f"10 views {med['ten']:.2f} s, ratio {ratio:.2f} (target <= 11)"
+    )
+    return med, ratio
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=("throughput", "epoch", "tta"))
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    repeats = 2 if args.quick else args.repeats
+    n32, n224, n_train, n_test = (
+        (1024, 64, 2048, 1000) if args.quick else (4096, 256, 10000, 5000)
+    )
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"tensorflow {tf.__version__}, {os.cpu_count()} CPUs"
+    )
+    (x_train, y_train), (x_test, y_test) = load_cifar10(
+        args.data_dir, train_size=max(n32, n_train), test_size=n_test
+    )
+    if args.only in (None, "throughput"):
+        x32 = x_train[:n32]
+        x224 = tf.cast(tf.image.resize(x_train[:n224], (224, 224)), tf.uint8).numpy()
+        throughput(x32, x224, repeats, args.quick)
+    if args.only in (None, "epoch"):
+        epoch_time(x_train[:n_train], y_train[:n_train], repeats)
+    if args.only in (None, "tta"):
+        tta_time(x_test, y_test, repeats)
+
+
+if __name__ == "__main__":
+    main()
