@@ -67,10 +67,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="plain random search even when keras-tuner is installed",
     )
     args = p.parse_args(argv)
-    if args.quick:
-        args.train_size, args.val_size = 400, 100
-        args.coarse_trials, args.coarse_epochs = 3, 1
-        args.fine_trials, args.fine_epochs = 2, 1
+    if args.quick:  # Smaller defaults; options given explicitly still win.
+        quick = {
+            "train_size": 400,
+            "val_size": 100,
+            "coarse_trials": 3,
+            "coarse_epochs": 1,
+            "fine_trials": 2,
+            "fine_epochs": 1,
+        }
+        for name, value in quick.items():
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
+    args.learning_rates = (
+        [1e-6, 1e-3, 1e6] if args.quick else [10.0**k for k in range(-6, 7)]
+    )
     return args
 
 
@@ -293,7 +304,7 @@ def main(argv=None) -> dict:
         tiny=20,
         epochs=200,
         regularization=500.0,
-        learning_rates=[10.0**k for k in range(-6, 7)],
+        learning_rates=args.learning_rates,
         sweep_size=min(1000, len(x_train)),
         sweep_steps=20,
         eval_size=min(2000, len(x_train)),

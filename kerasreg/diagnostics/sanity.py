@@ -831,7 +831,7 @@ def sanity_check(
                 "become confident. Usually an activation applied twice (a "
                 "double softmax, or softmax/sigmoid outputs fed to a loss "
                 "with from_logits=True), or logits fed to a loss with "
-                "from_logits=False."
+                "from_logits=False; or `epochs` is too small."
             )
         else:
             hint = (
