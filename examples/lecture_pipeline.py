@@ -99,6 +99,9 @@ def load_data(args):
     (x_train, y_train), (x_val, y_val) = kerasreg.datasets.train_val_split(
         x, y, args.val_size, seed=args.seed
     )
+    # The image folders come grouped by class: shuffle like the lecture's data.
+    order = np.random.default_rng(args.seed).permutation(len(y_train))
+    x_train, y_train = x_train[order], y_train[order]
     x_train = x_train.reshape(len(x_train), -1).astype("float32")
     x_val = x_val.reshape(len(x_val), -1).astype("float32")
     mean_image = x_train.mean(0)  # Step 1: zero-centre with the training mean.

@@ -465,13 +465,17 @@ def sanity_check(
     initial_loss_tolerance: float = 0.25,
     overfit_loss: float | None = None,
     batch_size: int = 256,
+    seed: int | None = 0,
 ) -> SanityReport:
     """Runs the sanity checks of the training recipe on clones of `model`.
 
     The checks, in order (each gives numbers and, when it fails, a hint):
 
+    Subsets (`eval_size`, `sweep_size`, `tiny` examples) are the first
+    examples of one seeded random permutation of the data.
+
     - `"initial loss"`: with every regularizer removed, the loss of the
-      untrained model on the first `eval_size` examples against the
+      untrained model on `eval_size` examples against the
       reference of the loss in use: ln(C) for (sparse) categorical
       cross-entropy, ln 2 for binary cross-entropy, mean(y^2) for MSE and
       mean(|y|) for MAE (a fresh network outputs values near 0). It passes
@@ -480,13 +484,13 @@ def sanity_check(
       `regularization_scale`, and `keras.regularizers.L2(regularization)`
       attached to each kernel that has none; the loss must go up.
     - `"lr bracket"`: from the same start, `sweep_steps` full-batch steps of
-      plain SGD on the first `sweep_size` examples for each rate of
+      plain SGD on `sweep_size` examples for each rate of
       `learning_rates`. A rate is *too high* when the loss turns NaN/inf,
       exceeds 3x its start at any step (the lecture's rule) or ends above
       its start; *too low* when its drop is under 1% of the best rate's drop
       (the loss barely moves); the bracket is the range of the other rates.
       Skipped when `learning_rates` is None.
-    - `"tiny overfit"`: the first `tiny` examples, no regularization,
+    - `"tiny overfit"`: `tiny` examples, no regularization,
       full-batch training for up to `epochs` epochs (it stops as soon as the
       goal is reached, or after a long plateau) with, in turn, a fresh copy
       of the model's own optimizer, `Adam(1e-3)` and plain SGD at the best
@@ -530,6 +534,10 @@ def sanity_check(
             `None` (5% of the reference, or of the measured initial loss when
             the loss has no reference).
         batch_size: the batch size for evaluation. Defaults to `256`.
+        seed: the seed of the random order the subsets are drawn in (the
+            tiny, sweep and evaluation subsets are the first examples of one
+            seeded permutation, so data sorted by class is no problem).
+            Defaults to `0`.
 
     Returns:
         A `SanityReport`.
@@ -605,7 +613,13 @@ def sanity_check(
 
     noreg = _clone(model, _strip_regularizers)
     notes = []
-    x_eval, y_eval = C.take(x, slice(0, eval_size)), y[:eval_size]
+    order = np.random.default_rng(seed).permutation(n)
+
+    def subset(size):
+        index = np.sort(order[:size])
+        return C.take(x, index), y[index]
+
+    x_eval, y_eval = subset(eval_size)
     probe = noreg(C.take(x, slice(0, min(n, 64))), training=False)
     if noreg.losses:
         notes.append(
@@ -705,7 +719,7 @@ def sanity_check(
     if rates is None:
         checks.append(CheckResult("lr bracket", SKIP, "no sweep (learning_rates=None)"))
     else:
-        xs, ys = C.take(x, slice(0, sweep_size)), y[:sweep_size]
+        xs, ys = subset(sweep_size)
         sweep_start, runs = _lr_sweep(
             noreg,
             spec,
@@ -774,7 +788,14 @@ def sanity_check(
         goal = 0.05 * base if math.isfinite(base) else 0.0
     else:
         goal = overfit_loss
-    xt, yt = C.take(x, slice(0, tiny)), y[:tiny]
+    xt, yt = subset(tiny)
+    if spec.is_classification and tiny > 1:
+        labels = yt.argmax(-1) if spec.kind == C.CATEGORICAL_CE else yt
+        if len(np.unique(labels)) == 1:
+            notes.append(
+                f"the {tiny} tiny-overfit examples all have the same label: "
+                "that check is trivially easy; use a larger `tiny`."
+            )
     candidates = []
     if getattr(model, "optimizer", None) is not None:
         candidates.append(("model's optimizer", _copy_optimizer(model.optimizer)))
