@@ -17,14 +17,17 @@ this instead:
   TensorFlow ops, the layer runs in the `tf.data` graph (parallel,
   prefetched, no Python). This is the fast path the benchmarks measure.
 - On another backend, a call on a symbolic `tf.Tensor` (we are being traced
-  by `ds.map`) is wrapped in `tf.numpy_function`: the layer runs eagerly on
-  its own backend (JAX) for each batch and hands back a NumPy array, with the
-  static output shape restored. Slower (Python per batch, eager ops), but
-  exact, and the layer's seed stream is the same one as outside `tf.data`.
+  by `ds.map`) is wrapped in `tf.numpy_function`: for each batch the layer
+  runs on its own backend and hands back a NumPy array, with the static
+  output shape restored. On JAX the call is one `jax.jit`-compiled
+  `stateless_call` (compiled once per input shape; the seed state is written
+  back, so the layer's seed stream is the same as outside `tf.data`); on
+  other backends it is an eager call. Slower than the TensorFlow path (a
+  Python call per batch), but exact.
 - An eager `tf.Tensor` on another backend is converted to NumPy first.
 
-This file is the only place that knows about TensorFlow, and it never
-imports it: it looks for `tensorflow` in `sys.modules` (a `tf.Tensor` can only
+This file is the only place that knows about TensorFlow (and JAX, imported
+lazily when that is the backend), and it never imports TensorFlow: it looks for `tensorflow` in `sys.modules` (a `tf.Tensor` can only
 exist if TensorFlow has been imported).
 """
 
@@ -99,6 +102,8 @@ class AugmentationLayer(keras.Layer):
         layer_call = super().__call__
 
         def run(array):
+            if keras.backend.backend() == "jax" and not kwargs:
+                return self._jax_compiled_call(array, training)
             out = layer_call(array, training=training, **kwargs)
             return np.asarray(ops.convert_to_numpy(out))
 
@@ -107,6 +112,33 @@ class AugmentationLayer(keras.Layer):
         )
         out.set_shape(self.compute_output_shape(tuple(inputs.shape)))
         return out
+
+    def _jax_compiled_call(self, array, training):
+        """One `jax.jit`-compiled stateless call; the seed state is written back.
+
+        Eager JAX dispatches op by op; compiling the whole call (cached per
+        input shape) makes the `tf.data` path on JAX far cheaper.
+        """
+        import jax
+
+        if not self.built:
+            self.build(tuple(array.shape))
+        compiled = self.__dict__.setdefault("_jax_compiled", {})
+        fn = compiled.get(training)
+        if fn is None:
+
+            def stateless(trainable, non_trainable, x):
+                return self.stateless_call(
+                    trainable, non_trainable, x, training=training
+                )
+
+            fn = compiled[training] = jax.jit(stateless)
+        trainable = [v.value for v in self.trainable_variables]
+        non_trainable = [v.value for v in self.non_trainable_variables]
+        out, new_state = fn(trainable, non_trainable, array)
+        for variable, value in zip(self.non_trainable_variables, new_state):
+            variable.assign(value)
+        return np.asarray(out)
 
     # -- common call logic ----------------------------------------------------
 
