@@ -21,8 +21,11 @@ from kerasreg.mc import mc_predict  # noqa: E402, F401
 from kerasreg import augmentation  # noqa: E402, F401
 from kerasreg.tta import TestTimeAugmentation  # noqa: E402, F401
 
+# isort: split
 # Training-pipeline diagnostics and transfer learning (issue 5).
 from kerasreg import diagnostics, transfer  # noqa: E402, F401
+
+# isort: split
 
 # Training callbacks' ensembles (issue 4).
 from kerasreg import ensembles  # noqa: E402, F401

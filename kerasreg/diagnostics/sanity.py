@@ -547,9 +547,10 @@ def sanity_check(
     >>> import numpy as np, keras, kerasreg
     >>> x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
     >>> y = (np.arange(64) % 3).astype("int32")
+    >>> small = keras.initializers.RandomNormal(stddev=0.01)
     >>> model = keras.Sequential([keras.Input((8,)),
     ...     keras.layers.Dense(32, activation="relu"),
-    ...     keras.layers.Dense(3, activation="softmax")])
+    ...     keras.layers.Dense(3, activation="softmax", kernel_initializer=small)])
     >>> model.compile("adam", "sparse_categorical_crossentropy")
     >>> report = kerasreg.diagnostics.sanity_check(model, x, y, tiny=10,
     ...     learning_rates=[1e-3, 1e-1, 1e3])

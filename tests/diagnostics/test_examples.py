@@ -22,6 +22,7 @@ def _load(name):
     return module
 
 
+@pytest.mark.slow
 def test_lecture_pipeline_quick(tmp_path):
     data_dir = toolkit.cifar10_dir()
     example = _load("lecture_pipeline")
@@ -54,6 +55,7 @@ def test_lecture_pipeline_quick(tmp_path):
     assert saved["search"]["best"]["val_acc"] == result["search"]["best"]["val_acc"]
 
 
+@pytest.mark.slow
 def test_transfer_learning_quick(tmp_path):
     data_dir = toolkit.cifar10_dir()
     example = _load("transfer_learning")

@@ -240,3 +240,18 @@ def test_uncompiled_model_needs_a_loss():
     )
     # No optimizer of its own: Adam is the first one tried.
     assert "Adam" in report["tiny overfit"].numbers["optimizer"]
+
+
+def test_subsets_are_drawn_at_random_from_sorted_data():
+    x, y = _data()
+    order = np.argsort(y, kind="stable")  # Data grouped by class.
+    report = sanity_check(
+        _compiled(), x[order], y[order], tiny=10, epochs=1, learning_rates=None
+    )
+    assert not report.notes
+    single = np.zeros_like(y)
+    report = sanity_check(
+        _compiled(), x, single, tiny=10, epochs=1, learning_rates=None
+    )
+    assert any("same label" in note for note in report.notes)
+    assert "Notes:" in str(report)
