@@ -45,7 +45,10 @@ class DropConnectDense(keras.layers.Dense):
 
     During training every weight of the kernel is kept with probability
     `1 - rate` and the kept weights are rescaled by `1 / (1 - rate)`; the bias
-    is never dropped. Because of this inverted convention the expected
+    is never dropped. (To halve the random numbers drawn, the realised rate is
+    `rate` rounded to a multiple of 1/2048 for rates above about 0.05, and the
+    rescaling uses the realised rate, so the expectation is exact; see
+    `kerasreg.ops.drop_connect.drop_connect_mask`.) Because of this inverted convention the expected
     training-time kernel equals the kernel itself, so with the default
     `inference="mean"` inference is the plain `Dense` computation, at the cost
     of a `Dense`.
@@ -220,7 +223,8 @@ class DropConnectConv2D(keras.layers.Conv2D):
     probability `1 - rate` and the kept weights are rescaled by
     `1 / (1 - rate)` (the inverted convention: inference with
     `inference="mean"` uses the plain kernel, at the cost of a `Conv2D`); the
-    bias is never dropped. One kernel mask is drawn per training step and
+    bias is never dropped. The realised rate is that of
+    `kerasreg.ops.drop_connect.drop_connect_mask` (`rate` to 1/2048). One kernel mask is drawn per training step and
     shared by the batch (`mask="batch"`, the only mode for convolutions: a
     per-example mask would turn the convolution into a per-example grouped
     convolution).
@@ -342,7 +346,7 @@ def _sampling_inference(layer, inputs):
     variance = dc_ops.drop_connect_variance(
         ops.cast(inputs, "float32"),
         ops.cast(kernel, "float32"),
-        layer.rate,
+        dc_ops.realised_rate(layer.rate),
         layer._linear,
     )
     return dc_ops.gaussian_moment_sampling(

@@ -19,6 +19,7 @@ from kerasreg.ops.drop_connect import (  # noqa: E402, F401
     drop_connect_matmul_per_example,
     drop_connect_variance,
     gaussian_moment_sampling,
+    realised_rate,
 )
 from kerasreg.ops.drop_path import drop_path  # noqa: E402, F401
 from kerasreg.ops.dropout import inverted_dropout  # noqa: E402, F401

@@ -26,6 +26,25 @@ from collections.abc import Callable
 import keras
 from keras import ops
 
+# Two mask entries are cut from each float32 uniform draw (see below).
+_HALF_BITS = 11
+_LEVELS = 1 << _HALF_BITS  # 2048
+
+
+def realised_rate(rate: float) -> float:
+    """The drop probability `drop_connect_mask` actually realises for `rate`.
+
+    `rate` rounded to a multiple of 1/2048 (|error| <= 1/4096), unless that
+    is more than 1% off `rate` (rates below about 0.05), in which case
+    `rate` itself: those masks take one uniform draw per entry.
+    """
+    if rate == 0:
+        return 0.0
+    q = round(rate * _LEVELS) / _LEVELS
+    if q == 0 or abs(q - rate) > 0.01 * rate or q >= 1:
+        return float(rate)
+    return q
+
 
 def drop_connect_mask(
     shape,
@@ -33,21 +52,46 @@ def drop_connect_mask(
     seed=None,
     dtype: str = "float32",
 ):
-    """A Bernoulli keep-mask already rescaled by `1 / (1 - rate)`.
+    """A Bernoulli keep-mask already rescaled by the inverse keep probability.
+
+    Random numbers are the cost of DropConnect (one per weight, against one
+    per activation for dropout), so two mask entries are cut from each
+    float32 uniform draw: its 23 random mantissa bits hold two independent
+    11-bit uniform integers `k` in `[0, 2048)`, and an entry is dropped when
+    `k < round(rate * 2048)`. The realised drop probability is then
+    `realised_rate(rate)` (within 1/4096 of `rate`), and kept entries are
+    scaled by `1 / (1 - realised_rate(rate))`, so `E[mask] = 1` exactly.
+    Rates the 1/2048 grid would miss by more than 1% (below about 0.05) use
+    one full-precision uniform draw per entry instead.
 
     Args:
-        shape: shape of the mask.
+        shape: shape of the mask (the last axis must be static).
         rate: probability of dropping each entry, in `[0, 1)`.
         seed: a `keras.random.SeedGenerator` or an integer.
         dtype: dtype of the mask.
 
     Returns:
-        A tensor whose entries are `0` with probability `rate` and
-        `1 / (1 - rate)` otherwise.
+        A tensor whose entries are `0` with probability `realised_rate(rate)`
+        and `1 / (1 - realised_rate(rate))` otherwise.
     """
-    keep = 1.0 - rate
-    noise = keras.random.uniform(shape, seed=seed, dtype="float32")
-    return ops.cast(noise >= rate, dtype) * ops.cast(1.0 / keep, dtype)
+    shape = tuple(shape)
+    p = realised_rate(rate)
+    scale = ops.cast(1.0 / (1.0 - p), dtype)
+    if round(p * _LEVELS) != p * _LEVELS:  # off the 1/2048 grid: exact path
+        noise = keras.random.uniform(shape, seed=seed, dtype="float32")
+        return ops.cast(noise >= rate, dtype) * scale
+    last = int(shape[-1])
+    half = (last + 1) // 2
+    u = keras.random.uniform(shape[:-1] + (half,), seed=seed, dtype="float32")
+    # u = m / 2**23 with m a uniform 23-bit integer: take its top 11 bits and
+    # the next 11 bits (all exact in float32).
+    high = ops.floor(u * _LEVELS)
+    low = ops.floor(u * _LEVELS**2) - high * _LEVELS
+    k = ops.concatenate([high, low], axis=-1)
+    if 2 * half != last:
+        k = k[..., :last]
+    threshold = round(p * _LEVELS)
+    return ops.cast(k >= threshold, dtype) * scale
 
 
 def drop_connect_kernel(kernel, rate: float, seed=None):

@@ -122,7 +122,9 @@ def test_fraction_of_dropped_weights_matches_rate(mask):
     rate = 0.3
     layer, x = _identity_probe(units=2000, rate=rate, mask=mask, rows=10)
     out = _np(layer(x, training=True))  # = mask / keep, one row per example
-    np.testing.assert_allclose(np.unique(out), [0.0, 1.0 / (1 - rate)], rtol=1e-6)
+    realised = dc_ops.realised_rate(rate)
+    assert abs(realised - rate) <= 1 / 4096
+    np.testing.assert_allclose(np.unique(out), [0.0, 1.0 / (1 - realised)], rtol=1e-6)
     dropped = np.mean(out == 0)
     # 20000 Bernoulli(0.3) draws: std 0.0032; 5 sigma.
     assert abs(dropped - rate) < 0.017, dropped
@@ -132,7 +134,21 @@ def test_fraction_of_dropped_kernel_weights_op():
     kernel = ops.ones((300, 300))
     masked = _np(dc_ops.drop_connect_kernel(kernel, 0.7, seed=3))
     assert abs(np.mean(masked == 0) - 0.7) < 0.01
-    assert np.allclose(masked[masked != 0], 1 / 0.3)
+    assert np.allclose(masked[masked != 0], 1 / (1 - dc_ops.realised_rate(0.7)))
+    # An odd last axis and the exact path of small rates (off the 1/2048 grid).
+    for rate, shape in ((0.3, (301, 7)), (0.013, (400, 500))):
+        assert dc_ops.realised_rate(0.013) == 0.013
+        mask = _np(dc_ops.drop_connect_mask(shape, rate, seed=4))
+        assert mask.shape == shape
+        assert abs(np.mean(mask == 0) - rate) < 5 * np.sqrt(rate / mask.size) + 1e-3
+        assert abs(mask.mean() - 1) < 0.02
+
+
+def test_two_entries_per_draw_are_independent():
+    mask = _np(dc_ops.drop_connect_mask((2000, 200), 0.5, seed=5)) == 0
+    # Columns j and j + 100 are cut from the same uniform draw.
+    corr = np.corrcoef(mask[:, :100].ravel(), mask[:, 100:].ravel())[0, 1]
+    assert abs(corr) < 0.01
 
 
 def test_example_mask_differs_per_row_batch_mask_does_not():
