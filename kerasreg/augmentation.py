@@ -61,7 +61,7 @@ class AugmentationPipeline(keras.Sequential):
 
     >>> import numpy as np
     >>> aug = AugmentationPipeline([keras.layers.RandomFlip("horizontal")])
-    >>> aug(np.zeros((2, 8, 8, 3), "float32")).shape
+    >>> tuple(aug(np.zeros((2, 8, 8, 3), "float32")).shape)
     (2, 8, 8, 3)
     """
 
@@ -138,7 +138,7 @@ def pipeline(
     >>> aug = pipeline("digits", strength=0.5, seed=0)
     >>> [type(layer).__name__ for layer in aug.layers]
     ['RandomRotation', 'RandomTranslation', 'RandomZoom']
-    >>> aug(np.zeros((2, 28, 28, 1), "float32")).shape
+    >>> tuple(aug(np.zeros((2, 28, 28, 1), "float32")).shape)
     (2, 28, 28, 1)
 
     Reference:

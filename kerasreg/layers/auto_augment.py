@@ -250,7 +250,7 @@ class AutoAugment(AugmentationLayer):
     >>> layer = AutoAugment("cifar10", seed=0)
     >>> len(layer.policies)
     25
-    >>> layer(images).shape
+    >>> tuple(layer(images).shape)
     (4, 32, 32, 3)
 
     Reference:

@@ -79,7 +79,7 @@ class PCAColorAugmentation(AugmentationLayer):
     >>> images = np.random.randint(0, 256, (8, 32, 32, 3)).astype("uint8")
     >>> layer = PCAColorAugmentation(stddev=0.1, seed=0)
     >>> layer.adapt(images, batch_size=4)
-    >>> layer(images).shape
+    >>> tuple(layer(images).shape)
     (8, 32, 32, 3)
 
     Reference:

@@ -53,7 +53,7 @@ class RandomPixelNoise(AugmentationLayer):
     >>> import numpy as np
     >>> images = np.full((2, 8, 8, 1), 128, "uint8")
     >>> out = RandomPixelNoise(0.25, seed=0)(images)
-    >>> out.shape
+    >>> tuple(out.shape)
     (2, 8, 8, 1)
 
     Reference:

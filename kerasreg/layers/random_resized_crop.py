@@ -69,7 +69,7 @@ class RandomResizedCrop(AugmentationLayer):
 
     >>> import numpy as np
     >>> images = np.random.uniform(0, 255, (4, 64, 48, 3)).astype("float32")
-    >>> RandomResizedCrop(32, 32, seed=0)(images).shape
+    >>> tuple(RandomResizedCrop(32, 32, seed=0)(images).shape)
     (4, 32, 32, 3)
 
     Reference:

@@ -56,7 +56,7 @@ class RandomScaleCrop(AugmentationLayer):
 
     >>> import numpy as np
     >>> images = np.random.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    >>> RandomScaleCrop(32, 32, short_side=(32, 40), seed=0)(images).shape
+    >>> tuple(RandomScaleCrop(32, 32, short_side=(32, 40), seed=0)(images).shape)
     (4, 32, 32, 3)
 
     Reference:
