@@ -47,7 +47,7 @@ class ElasticNet(keras.regularizers.Regularizer):
     Example:
 
     >>> reg = ElasticNet(strength=0.1, beta=2.0)
-    >>> float(reg(np.array([[1.0, -2.0]], "float32")))
+    >>> round(float(reg(np.array([[1.0, -2.0]], "float32"))), 6)
     1.3
     >>> layer = keras.layers.Dense(4, kernel_regularizer=reg)
 

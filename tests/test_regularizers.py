@@ -182,3 +182,10 @@ def test_frozen_weights_are_left_alone():
 def test_bad_regularizer():
     with pytest.raises(ValueError):
         add_weight_regularization(_model(), "not-a-regularizer")
+
+
+def test_docstring_examples():
+    from kerasreg import regularizers
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(regularizers)

@@ -101,7 +101,7 @@ class DropConnectDense(keras.layers.Dense):
 
     >>> layer = DropConnectDense(4, rate=0.3, seed=0)
     >>> x = np.ones((2, 3), "float32")
-    >>> layer(x, training=True).shape
+    >>> tuple(layer(x, training=True).shape)
     (2, 4)
 
     >>> dense = keras.layers.Dense(4)
@@ -268,7 +268,7 @@ class DropConnectConv2D(keras.layers.Conv2D):
     Example:
 
     >>> layer = DropConnectConv2D(8, 3, rate=0.2, padding="same", seed=0)
-    >>> layer(np.ones((2, 16, 16, 3), "float32"), training=True).shape
+    >>> tuple(layer(np.ones((2, 16, 16, 3), "float32"), training=True).shape)
     (2, 16, 16, 8)
 
     Reference:

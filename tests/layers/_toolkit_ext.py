@@ -35,3 +35,26 @@ def check_layer(make_layer, x, tmp_path, *, distributed: bool = True, **kwargs):
     toolkit.check_layer(make_layer, x, tmp_path, distributed=False, **kwargs)
     if distributed:
         assert_mirrored_strategy(make_layer, x, batch_size=kwargs.get("batch_size", 4))
+
+
+def assert_docstring_examples(module) -> None:
+    """Runs the `Example:` blocks of `module`'s docstrings as doctests."""
+    import doctest
+
+    import keras
+    import numpy as np
+
+    import kerasreg
+
+    globs = {"np": np, "keras": keras, "kerasreg": kerasreg, **vars(module)}
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
+    tests = doctest.DocTestFinder().find(module, module.__name__, globs=globs)
+    attempted = 0
+    for test in tests:
+        if test.examples:
+            result = runner.run(test)
+            attempted += result.attempted
+            assert result.failed == 0, f"docstring example failed in {test.name}"
+    assert attempted > 0

@@ -129,3 +129,10 @@ def test_non_4d_input_raises_at_build(shape):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DropBlock2D(**{"rate": 0.1, **kwargs})
+
+
+def test_docstring_examples():
+    from kerasreg.layers import drop_block as module
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(module)

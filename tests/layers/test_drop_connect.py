@@ -353,3 +353,10 @@ def test_conv_rejects_non_4d_input_at_build(shape):
         layer.build(shape)
     with pytest.raises(ValueError, match=r"argument `input_shape`.*4D"):
         keras.Sequential([keras.Input(shape[1:]), DropConnectConv2D(4, 3)])
+
+
+def test_docstring_examples():
+    from kerasreg.layers import drop_connect as module
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(module)

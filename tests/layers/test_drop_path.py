@@ -68,3 +68,10 @@ def test_in_a_residual_block():
 def test_bad_rate(rate):
     with pytest.raises(ValueError, match=f"argument `rate`.*Received: rate={rate!r}"):
         DropPath(rate)
+
+
+def test_docstring_examples():
+    from kerasreg.layers import drop_path as module
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(module)

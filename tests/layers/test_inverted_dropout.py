@@ -203,3 +203,17 @@ def test_mc_predict_bad_arguments(kwargs, message):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         InvertedDropout(**kwargs)
+
+
+def test_docstring_examples():
+    from kerasreg.layers import inverted_dropout as module
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(module)
+
+
+def test_mc_predict_docstring_example():
+    from kerasreg import mc
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(mc)

@@ -124,3 +124,10 @@ def test_from_dense_bad_arguments():
         LowRankDense.from_dense(dense, 0)
     with pytest.raises(ValueError, match="layer"):
         LowRankDense.from_dense(keras.layers.Conv2D(2, 3), 1)
+
+
+def test_docstring_examples():
+    from kerasreg.layers import low_rank as module
+    from tests.layers._toolkit_ext import assert_docstring_examples
+
+    assert_docstring_examples(module)
