@@ -66,6 +66,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="treat the target task as a different domain for the recommendation",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--strategies",
+        default=",".join(STRATEGY_ORDER),
+        help="comma-separated subset of " + ", ".join(STRATEGY_ORDER),
+    )
     args = p.parse_args(argv)
     if args.quick:  # Smaller defaults; options given explicitly still win.
         quick = {
@@ -79,6 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             if getattr(args, name) == p.get_default(name):
                 setattr(args, name, value)
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
+    args.strategies = [s for s in args.strategies.split(",") if s]
+    unknown = set(args.strategies) - set(STRATEGY_ORDER)
+    if unknown:
+        p.error(f"unknown strategies {sorted(unknown)}; choose from {STRATEGY_ORDER}")
     return args
 
 
@@ -217,7 +226,8 @@ def tables(rows, args) -> tuple[str, str]:
     sizes = sorted({r["examples"] for r in rows})
     header = "| strategy | " + " | ".join(f"{n} examples" for n in sizes) + " |"
     lines = [header, "|" + " --- |" * (len(sizes) + 1)]
-    for name in STRATEGY_ORDER:
+    names = [s for s in STRATEGY_ORDER if any(r["strategy"] == s for r in rows)]
+    for name in names:
         cells = []
         for n in sizes:
             r = next(r for r in rows if r["examples"] == n and r["strategy"] == name)
@@ -272,7 +282,7 @@ def main(argv=None) -> list[dict]:
         data = ((norm(x_tgt[idx]), y_tgt[idx]), (x_test, y_test))
         advice = kerasreg.transfer.recommend_strategy(n, similar)
         print(f"{n} examples: the table says {advice.key} ({advice.action})")
-        for name in STRATEGY_ORDER:
+        for name in [s for s in STRATEGY_ORDER if s in args.strategies]:
             start = time.time()
             acc = run_strategy(name, pretrained, data, args)
             rows.append(
