@@ -139,7 +139,11 @@ def add_weight_regularization(
     other non-bias weight of custom layers). With `include_biases=True`,
     biases too; with `include_normalization=True`, the scale and offset of
     normalization layers (`BatchNormalization`, `LayerNormalization`, ...).
-    A weight that already had a regularizer gets `regularizer` instead.
+    Layers are found through the public `.layers` lists (nested models
+    included); a custom layer without one is handled through its
+    `trainable_weights`, by weight name (`bias`; `gamma` and `beta` for
+    normalization). A weight that already had a regularizer gets
+    `regularizer` instead.
     Non-trainable weights are left alone. On a model that is not built
     yet, the layer attributes alone are set and take effect at build.
 
@@ -186,6 +190,10 @@ def add_weight_regularization(
         for variable in layer.trainable_weights:
             name = _weight_name(variable)
             if name == "bias" and not include_biases:
+                continue
+            # The scale / offset of a normalization nested in a custom layer
+            # (one without a public `.layers` list) are found by name.
+            if name in ("gamma", "beta") and not include_normalization:
                 continue
             variable.regularizer = reg
     # Traced train/test/predict functions captured the old loss.

@@ -189,3 +189,23 @@ def test_docstring_examples():
     from tests.layers._toolkit_ext import assert_docstring_examples
 
     assert_docstring_examples(regularizers)
+
+
+def test_custom_layer_with_nested_sublayers():
+    @keras.saving.register_keras_serializable(package="kerasreg_tests")
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(4)
+            self.norm = keras.layers.LayerNormalization()
+
+        def call(self, x):
+            return self.norm(self.dense(x))
+
+    model = keras.Sequential([keras.Input((3,)), Block()])
+    add_weight_regularization(model, "l2")
+    assert len(model.losses) == 1  # the dense kernel only
+    add_weight_regularization(
+        model, "l2", include_biases=True, include_normalization=True
+    )
+    assert len(model.losses) == 4
