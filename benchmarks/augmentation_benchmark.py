@@ -26,7 +26,8 @@ Usage:
 
     KERAS_BACKEND=tensorflow python benchmarks/augmentation_benchmark.py
     # --repeats N timed passes per side (default 5), --quick for a smoke run,
-    # --only throughput|epoch|tta, --data-dir PATH (else $KERASREG_DATA_DIR)
+    # --only throughput|epoch|tta, --epoch-images N (default 10000),
+    # --tta-images N (default 5000), --data-dir PATH (else $KERASREG_DATA_DIR)
 """
 
 from __future__ import annotations
@@ -237,11 +238,15 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=("throughput", "epoch", "tta"))
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epoch-images", type=int, default=None)
+    parser.add_argument("--tta-images", type=int, default=None)
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     n32, n224, n_train, n_test = (
         (1024, 64, 2048, 1000) if args.quick else (4096, 256, 10000, 5000)
     )
+    n_train = args.epoch_images or n_train
+    n_test = args.tta_images or n_test
     print(
         f"keras {keras.__version__}, backend {keras.backend.backend()}, "
         f"tensorflow {tf.__version__}, {os.cpu_count()} CPUs"
