@@ -4,6 +4,7 @@ import pytest
 
 from kerasreg.ensembles import Ensemble, bagging, snapshot_paths
 from tests import toolkit
+from tests.callbacks.strategy import mirrored_strategy
 
 
 def _member(seed, logits=False):
@@ -121,9 +122,7 @@ def test_bad_arguments(kwargs, name):
 
 @toolkit.requires_tensorflow
 def test_mirrored_strategy():
-    import tensorflow as tf
-
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     x, y = toolkit.classification_data(32, 8, 3)
     with strategy.scope():
         ens = Ensemble([_member(0), _member(1)])

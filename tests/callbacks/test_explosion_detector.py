@@ -8,6 +8,7 @@ import pytest
 import kerasreg
 from kerasreg.callbacks import ExplosionDetector, TrainingExplodedError
 from tests import toolkit
+from tests.callbacks.strategy import mirrored_strategy
 
 NAN, INF = math.nan, math.inf
 
@@ -199,9 +200,7 @@ def test_config_roundtrip():
 
 @toolkit.requires_tensorflow
 def test_mirrored_strategy():
-    import tensorflow as tf
-
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     with strategy.scope():
         det = ExplosionDetector(factor=3.0, warmup_batches=2, verbose=0)
         model, _ = _exploding_fit(det)

@@ -10,6 +10,7 @@ from kerasreg.callbacks import (
     suggest_learning_rate,
 )
 from tests import toolkit
+from tests.callbacks.strategy import mirrored_strategy
 
 
 def _model(optimizer=None):
@@ -155,10 +156,8 @@ def test_deepcopy_and_reuse():
 
 @toolkit.requires_tensorflow
 def test_mirrored_strategy():
-    import tensorflow as tf
-
     x, y = toolkit.classification_data(128, 8, 3)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     with strategy.scope():
         model = _model()
     weights = model.get_weights()

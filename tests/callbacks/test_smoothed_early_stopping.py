@@ -6,6 +6,7 @@ import pytest
 
 from kerasreg.callbacks import SmoothedEarlyStopping
 from tests import toolkit
+from tests.callbacks.strategy import mirrored_strategy
 
 NAN, INF = math.nan, math.inf
 
@@ -156,10 +157,8 @@ def test_config_roundtrip():
 
 @toolkit.requires_tensorflow
 def test_mirrored_strategy():
-    import tensorflow as tf
-
     x, y = toolkit.classification_data(64, 8, 3)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     with strategy.scope():
         model = toolkit.tiny_model()
     cb = SmoothedEarlyStopping(patience=1)

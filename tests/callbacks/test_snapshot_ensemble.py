@@ -14,6 +14,7 @@ from kerasreg.callbacks import (
 )
 from kerasreg.ensembles import Ensemble
 from tests import toolkit
+from tests.callbacks.strategy import mirrored_strategy
 
 
 def _model():
@@ -225,10 +226,8 @@ def test_deepcopy_and_reuse(tmp_path):
 
 @toolkit.requires_tensorflow
 def test_mirrored_strategy(tmp_path):
-    import tensorflow as tf
-
     x, y = toolkit.classification_data(64, 8, 3)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     with strategy.scope():
         model = _model()
     rec = _LrRecorder()

@@ -6,6 +6,7 @@ import pytest
 
 from kerasreg.callbacks import SWA, update_batch_norm
 from tests import toolkit
+from tests.callbacks.strategy import mirrored_strategy
 
 
 def _data():
@@ -125,10 +126,8 @@ def test_deepcopy_and_reuse():
 
 @toolkit.requires_tensorflow
 def test_mirrored_strategy():
-    import tensorflow as tf
-
     x, y = _data()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     with strategy.scope():
         model = _model()
     swa = SWA(start_epoch=1, swa_lr=0.01, data=x)
