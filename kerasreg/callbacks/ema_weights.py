@@ -225,22 +225,28 @@ class EMAWeights(keras.callbacks.Callback):
 
     def _updated(self, emas, values, step, count):
         """New (emas, step, count) after one train step; pure keras.ops."""
-        active = keras.ops.greater_equal(step, self.start_step)
-        due = keras.ops.logical_and(
-            active,
-            keras.ops.equal(
-                keras.ops.mod(step - self.start_step, self.update_every), 0
-            ),
-        )
-        d = ema_decay(count, self.decay, self.warmup, self.warmup_power)
-        # Before start_step: follow the weights (d = 0); between updates: keep.
-        d = keras.ops.where(due, d, keras.ops.where(active, 1.0, 0.0))
+        if self.start_step == 0 and self.update_every == 1:
+            # The common case: every step is an update (fewer scalar ops).
+            due = None
+            d = ema_decay(count, self.decay, self.warmup, self.warmup_power)
+        else:
+            active = keras.ops.greater_equal(step, self.start_step)
+            due = keras.ops.logical_and(
+                active,
+                keras.ops.equal(
+                    keras.ops.mod(step - self.start_step, self.update_every), 0
+                ),
+            )
+            d = ema_decay(count, self.decay, self.warmup, self.warmup_power)
+            # Before start_step: follow the weights (d = 0); between updates:
+            # keep the average (d = 1).
+            d = keras.ops.where(due, d, keras.ops.where(active, 1.0, 0.0))
         one_minus_d = 1.0 - d
         new_emas = [
             e + keras.ops.cast(one_minus_d, e.dtype) * (keras.ops.cast(v, e.dtype) - e)
             for e, v in zip(emas, values)
         ]
-        new_count = count + keras.ops.cast(due, count.dtype)
+        new_count = count + (1 if due is None else keras.ops.cast(due, count.dtype))
         return new_emas, step + 1, new_count
 
     # -- the per-step update ---------------------------------------------------
