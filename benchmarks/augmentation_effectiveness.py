@@ -37,17 +37,22 @@ from kerasreg.datasets import load_cifar10  # noqa: E402
 
 
 def cnn(seed=0):
-    """A small VGG-style CNN with batch normalization (~0.3M weights)."""
+    """A small VGG-style CNN with batch normalization (~0.3M weights).
+
+    BatchNormalization momentum 0.9 (not Keras's 0.99): with the few hundred
+    steps of a `--quick` run, 0.99 leaves the moving statistics far from the
+    data's and the test accuracy at chance.
+    """
     keras.utils.set_random_seed(seed)
     kl = keras.layers
 
     def block(filters):
         return [
             kl.Conv2D(filters, 3, padding="same", use_bias=False),
-            kl.BatchNormalization(),
+            kl.BatchNormalization(momentum=0.9),
             kl.ReLU(),
             kl.Conv2D(filters, 3, padding="same", use_bias=False),
-            kl.BatchNormalization(),
+            kl.BatchNormalization(momentum=0.9),
             kl.ReLU(),
             kl.MaxPooling2D(),
         ]
