@@ -169,7 +169,7 @@ def main(argv=None):
         keras.Sequential([keras.Input((units,)), keras.layers.Dense(units)])
     )
     a, b = _alternate(
-        _predict_step(plain, x), _predict_step(ours, x), warmup, 3 * steps
+        _predict_step(plain, x), _predict_step(ours, x), warmup, 6 * steps
     )
     report(f"DropConnectDense {units}->{units} b{batch} inference (mean)", a, b, 1.05)
 
