@@ -1,0 +1,29 @@
+"""The `Example:` blocks of the callbacks' and ensembles' docstrings run."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "kerasreg.callbacks.explosion_detector",
+    "kerasreg.callbacks.ema_weights",
+    "kerasreg.callbacks.smoothed_early_stopping",
+    "kerasreg.callbacks.snapshot_ensemble",
+    "kerasreg.callbacks.learning_rate_finder",
+    "kerasreg.callbacks.swa",
+    "kerasreg.ensembles",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    attempted = 0
+    for test in doctest.DocTestFinder().find(module, name, globs=vars(module).copy()):
+        if test.examples:
+            result = runner.run(test)
+            attempted += result.attempted
+            assert result.failed == 0, f"docstring example failed in {test.name}"
+    assert attempted > 0
