@@ -27,6 +27,7 @@ Data:
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -245,15 +246,30 @@ def assert_tf_data_map(make_layer: Callable, x: np.ndarray, *, batch_size: int =
     return outs
 
 
+@functools.cache
+def mirrored_strategy():
+    """The one two-replica `MirroredStrategy` of the test session (TF backend).
+
+    Several collective-reducing strategies in one process number their
+    collective instances from the same start and abort ("Shape mismatch in the
+    collective instance ...") once gradients of other shapes meet, so every
+    test shares this strategy, which reduces with `ReductionToOneDevice` (no
+    collective ops) over the two logical CPU devices set up by conftest.
+    """
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    assert strategy.num_replicas_in_sync == 2
+    return strategy
+
+
 def assert_mirrored_strategy(make_layer: Callable, x: np.ndarray, *, batch_size=4):
     """Trains and predicts under MirroredStrategy on two logical CPU devices."""
     if BACKEND != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")
-    import tensorflow as tf
-
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
+    with mirrored_strategy().scope():
         model = assert_fit_step(make_layer, x, batch_size=batch_size)
     return model
 

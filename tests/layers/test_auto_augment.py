@@ -60,6 +60,13 @@ PAPER = {
 }
 
 
+# A small policy for the tests about mechanics (compiles fast on JAX).
+SMALL = [
+    [("Equalize", 0.5, 0), ("Rotate", 0.5, 5)],
+    [("Color", 0.5, 5), ("Invert", 0.5, 0)],
+]
+
+
 def parse(text):
     t = text.replace("|", " ").split()
     assert len(t) % 6 == 0
@@ -128,11 +135,11 @@ def test_translation_moves_by_the_papers_magnitude():
 
 def test_seeds_reproduce_inference_identity_and_single_image():
     x = toolkit.images(4, 8, 8, 3, dtype="uint8")
-    a = np_(AutoAugment("svhn", seed=5)(x))
-    np.testing.assert_array_equal(a, np_(AutoAugment("svhn", seed=5)(x)))
+    a = np_(AutoAugment(SMALL, seed=5)(x))
+    np.testing.assert_array_equal(a, np_(AutoAugment(SMALL, seed=5)(x)))
     assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 255
     np.testing.assert_array_equal(np_(AutoAugment("svhn")(x, training=False)), x)
-    assert np_(AutoAugment("imagenet", seed=1)(x[0])).shape == (8, 8, 3)
+    assert np_(AutoAugment(SMALL, seed=1)(x[0])).shape == (8, 8, 3)
 
 
 def test_value_range_one():
@@ -144,7 +151,8 @@ def test_value_range_one():
 
 def test_grayscale_images():
     x = toolkit.images(4, 8, 8, 1, seed=3)
-    assert np_(AutoAugment("imagenet", seed=1)(x)).shape == x.shape
+    policy = [[("Color", 1.0, 9), ("Equalize", 1.0, 0)]]
+    assert np_(AutoAugment(policy, seed=1)(x)).shape == x.shape
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from keras import ops
 from kerasreg.layers import DropBlock2D
 from kerasreg.ops import drop_block as db_ops
 from tests import toolkit
-from tests.layers._toolkit_ext import check_layer
+from tests.toolkit import check_layer
 
 
 def _np(x):

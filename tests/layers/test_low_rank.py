@@ -7,7 +7,7 @@ from keras import ops
 
 from kerasreg.layers import LowRankDense, LowRankReport
 from tests import toolkit
-from tests.layers._toolkit_ext import check_layer
+from tests.toolkit import check_layer
 
 
 def _np(x):
