@@ -265,8 +265,6 @@ def run_row(row: str, data, s: Settings, seed: int, work_dir: Path) -> RunResult
             predictor,
             crops="ten",
             padding=s.tta_padding,
-            crop_size=x_test.shape[1:3],
-            image_size=x_test.shape[1:3],
         )
     test_probs = predictor.predict(x_test, batch_size=256, verbose=0)
     seconds = time.perf_counter() - start

@@ -106,6 +106,11 @@ class Ensemble(keras.Model):
     def build(self, input_shape=None):
         self.built = True
 
+    @property
+    def input_shape(self):
+        """The members' input shape (they all read the same input)."""
+        return self.members[0].input_shape
+
     def _normalised_weights(self):
         n = len(self.members)
         w = self.member_weights or [1.0] * n

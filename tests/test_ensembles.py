@@ -129,3 +129,23 @@ def test_mirrored_strategy():
         ens.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
     h = ens.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(h.history["loss"][0])
+
+
+def test_input_shape_is_the_members_so_tta_wraps_an_ensemble():
+    import kerasreg
+
+    members = [
+        keras.Sequential(
+            [
+                keras.Input((8, 8, 3)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(4, activation="softmax"),
+            ]
+        )
+        for _ in range(2)
+    ]
+    ensemble = kerasreg.ensembles.Ensemble(members)
+    assert ensemble.input_shape == (None, 8, 8, 3)
+    tta = kerasreg.TestTimeAugmentation(ensemble, crops="five", padding=2)
+    x = np.random.default_rng(0).uniform(size=(3, 8, 8, 3)).astype("float32")
+    assert tta.predict(x, verbose=0).shape == (3, 4)
