@@ -148,7 +148,9 @@ def load_cifar10(
     """Loads CIFAR-10 as `((x_train, y_train), (x_test, y_test))`.
 
     Images are `uint8` arrays of shape `(n, 32, 32, 3)`, labels `int32` of
-    shape `(n,)` in the standard class order (`CIFAR10_CLASSES`).
+    shape `(n,)` numbering the classes in the standard order
+    (`CIFAR10_CLASSES`). Examples come in a seeded random order, never
+    grouped by class.
 
     Args:
         data_dir: a folder with `train/` and `test/` class folders of JPEGs.
@@ -180,7 +182,17 @@ def load_cifar10(
     if test_size is not None:
         idx = stratified_subset(y_test, test_size, seed=seed)
         x_test, y_test = x_test[idx], y_test[idx]
-    return (x_train, y_train), (x_test, y_test)
+    # Class folders are read class by class: shuffle, so that a first-N slice
+    # or `validation_split` does not see a single class.
+    rng = np.random.default_rng(seed)
+    train_order, test_order = (
+        rng.permutation(len(y_train)),
+        rng.permutation(len(y_test)),
+    )
+    return (x_train[train_order], y_train[train_order]), (
+        x_test[test_order],
+        y_test[test_order],
+    )
 
 
 def train_val_split(

@@ -26,6 +26,7 @@ def test_load_from_folder_with_labels_in_class_order(fake_cifar):
     assert xt.shape == (20, 32, 32, 3)
     np.testing.assert_array_equal(np.bincount(y), [3] * 10)
     np.testing.assert_array_equal(np.bincount(yt), [2] * 10)
+    assert len(set(y[:10].tolist())) > 3  # shuffled, not grouped by class
     # Second call reads the cache and gives the same arrays.
     (x2, y2), _ = datasets.load_cifar10(fake_cifar)
     np.testing.assert_array_equal(x, x2)
