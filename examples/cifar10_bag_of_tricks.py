@@ -87,7 +87,7 @@ class Settings:
     learning_rate: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    dropout: float = 0.3
+    dropout: float = 0.5
     dropconnect: float = 0.5
     ema_decay: float = 0.998
     snapshots: int = 5
@@ -133,15 +133,13 @@ def build_model(tricks: frozenset[str], x_train: np.ndarray, s: Settings, seed: 
             task="natural", value_range=(0.0, 1.0), seed=seed
         )(x)
     x = normalizer(x)
-    for i, filters in enumerate((32, 64, 128)):
+    for filters in (32, 64, 128):
         for _ in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
             # Small data, few steps: faster-moving BatchNorm statistics.
             x = keras.layers.BatchNormalization(momentum=0.9)(x)
             x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D()(x)
-        if "dropout" in tricks:
-            x = kerasreg.layers.InvertedDropout(s.dropout, seed=seed + i)(x)
     x = keras.layers.Flatten()(x)
     if "dropconnect" in tricks:
         x = kerasreg.layers.DropConnectDense(
@@ -150,7 +148,8 @@ def build_model(tricks: frozenset[str], x_train: np.ndarray, s: Settings, seed: 
     else:
         x = keras.layers.Dense(256, activation="relu")(x)
     if "dropout" in tricks:
-        x = kerasreg.layers.InvertedDropout(0.5, seed=seed + 7)(x)
+        # Dropout where the parameters are: the fully connected head (AlexNet).
+        x = kerasreg.layers.InvertedDropout(s.dropout, seed=seed)(x)
     outputs = keras.layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inputs, outputs, name="compact_cnn")
     if "weight_decay" in tricks:
