@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from kerasreg import utils
+from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.train_step_hook import TrainStepHook
 from kerasreg.callbacks.weight_swap import WeightSwapper, assign_values, read_values
 
@@ -33,7 +34,7 @@ def _is_float(variable) -> bool:
 
 
 @utils.register
-class EMAWeights(keras.callbacks.Callback):
+class EMAWeights(ConfigurableCallback):
     """Keeps an exponential moving average (EMA) of the weights, for any optimizer.
 
     After each optimizer step `t` (from `start_step` on, every `update_every`
@@ -151,15 +152,6 @@ class EMAWeights(keras.callbacks.Callback):
             "swap_for_eval": self.swap_for_eval,
             "ema_at_end": self.ema_at_end,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __deepcopy__(self, memo):
-        clone = type(self)(**self.get_config())
-        memo[id(self)] = clone
-        return clone
 
     # -- variables ---------------------------------------------------------
 

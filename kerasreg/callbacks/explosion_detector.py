@@ -8,6 +8,7 @@ import sys
 import keras
 
 from kerasreg import utils
+from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.monitor import Monitor, is_finite
 from kerasreg.callbacks.weight_swap import TrainingState
 
@@ -40,7 +41,7 @@ def _noop(*args, **kwargs):
 
 
 @utils.register
-class ExplosionDetector(keras.callbacks.Callback):
+class ExplosionDetector(ConfigurableCallback):
     """Stops training when the cost explodes or becomes NaN / infinite.
 
     The reference is the cost at the start of training: the value of
@@ -146,16 +147,6 @@ class ExplosionDetector(keras.callbacks.Callback):
             "raise_error": self.raise_error,
             "verbose": self.verbose,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __deepcopy__(self, memo):
-        # The model and the sibling callbacks are not ours to copy.
-        clone = type(self)(**self.get_config())
-        memo[id(self)] = clone
-        return clone
 
     # -- decision ------------------------------------------------------------
 

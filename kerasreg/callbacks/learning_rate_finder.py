@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from kerasreg import utils
+from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.monitor import is_finite
 from kerasreg.callbacks.weight_swap import TrainingState
 
@@ -102,7 +103,7 @@ def suggest_learning_rate(lrs, losses) -> tuple[float | None, str | None, dict]:
 
 
 @utils.register
-class LearningRateFinder(keras.callbacks.Callback):
+class LearningRateFinder(ConfigurableCallback):
     """The learning-rate range test, as a callback.
 
     From the first batch on, the learning rate grows exponentially from
@@ -172,15 +173,6 @@ class LearningRateFinder(keras.callbacks.Callback):
             "beta": self.beta,
             "diverge": self.diverge,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __deepcopy__(self, memo):
-        clone = type(self)(**self.get_config())
-        memo[id(self)] = clone
-        return clone
 
     def lr_at(self, k: int) -> float:
         """The learning rate of step `k` (exponential sweep)."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import collections
 import math
 
-import keras
-
 from kerasreg import utils
+from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.monitor import Monitor, is_finite
 from kerasreg.callbacks.weight_swap import assign_values, read_values
 
@@ -20,7 +19,7 @@ class StopReason:
 
 
 @utils.register
-class SmoothedEarlyStopping(keras.callbacks.Callback):
+class SmoothedEarlyStopping(ConfigurableCallback):
     """Stops training when a *smoothed* metric has stopped improving.
 
     The validation curve is noisy: `keras.callbacks.EarlyStopping` compares
@@ -134,15 +133,6 @@ class SmoothedEarlyStopping(keras.callbacks.Callback):
             "start_from_epoch": self.start_from_epoch,
             "verbose": self.verbose,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __deepcopy__(self, memo):
-        clone = type(self)(**self.get_config())
-        memo[id(self)] = clone
-        return clone
 
     # -- pure parts ----------------------------------------------------------
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from kerasreg import utils
+from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.train_step_hook import TrainStepHook
 from kerasreg.ensembles import snapshot_paths
 
@@ -60,7 +61,7 @@ def snapshot_learning_rate(position, ends, max_lr: float, min_lr: float):
 
 
 @utils.register
-class SnapshotEnsemble(keras.callbacks.Callback):
+class SnapshotEnsemble(ConfigurableCallback):
     """Snapshot ensembles: cosine cycles with restarts, a snapshot per cycle.
 
     The learning rate follows SGDR (Loshchilov and Hutter 2017): within each
@@ -175,15 +176,6 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             "keep": self.keep,
             "verbose": self.verbose,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __deepcopy__(self, memo):
-        clone = type(self)(**self.get_config())
-        memo[id(self)] = clone
-        return clone
 
     # -- schedule ------------------------------------------------------------
 

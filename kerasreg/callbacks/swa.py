@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from kerasreg import utils
+from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.weight_swap import assign_values, read_values
 
 
@@ -81,7 +82,7 @@ def update_batch_norm(
 
 
 @utils.register
-class SWA(keras.callbacks.Callback):
+class SWA(ConfigurableCallback):
     """Stochastic weight averaging: the equal-weight average of late weights.
 
     From epoch `start_epoch` on, the trainable weights at the end of each
@@ -160,14 +161,8 @@ class SWA(keras.callbacks.Callback):
             "batch_size": self.batch_size,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __deepcopy__(self, memo):
-        clone = type(self)(**self.get_config(), data=self.data)
-        memo[id(self)] = clone
-        return clone
+    def _copy_kwargs(self) -> dict:
+        return {**self.get_config(), "data": self.data}
 
     def _variables(self):
         return [v for v in self.model.trainable_variables if "float" in str(v.dtype)]
