@@ -3,7 +3,11 @@
 import doctest
 import importlib
 
+import keras
+import numpy as np
 import pytest
+
+import kerasreg
 
 MODULES = [
     "kerasreg.callbacks.explosion_detector",
@@ -19,9 +23,11 @@ MODULES = [
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
+    # As in Keras's docstrings, examples assume `keras` and `np` are imported.
+    globs = {"keras": keras, "np": np, "kerasreg": kerasreg, **vars(module)}
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     attempted = 0
-    for test in doctest.DocTestFinder().find(module, name, globs=vars(module).copy()):
+    for test in doctest.DocTestFinder().find(module, name, globs=globs):
         if test.examples:
             result = runner.run(test)
             attempted += result.attempted
