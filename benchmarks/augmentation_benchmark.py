@@ -27,7 +27,8 @@ Usage:
     KERAS_BACKEND=tensorflow python benchmarks/augmentation_benchmark.py
     # --repeats N timed passes per side (default 5), --quick for a smoke run,
     # --only throughput|epoch|tta, --epoch-images N (default 10000),
-    # --tta-images N (default 5000), --data-dir PATH (else $KERASREG_DATA_DIR)
+    # --tta-images N (default 5000), --data-dir PATH (else $KERASREG_DATA_DIR),
+    # --layers RandomResizedCrop,... (part 1 for some layers only)
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def drain(ds):
     return run
 
 
-def throughput(x32, x224, repeats, quick):
+def throughput(x32, x224, repeats, quick, layers=None):
     print("\n== 1. tf.data throughput (images/s), kerasreg vs nearest Keras ==")
     kl = keras.layers
     rows = []
@@ -143,6 +144,8 @@ def throughput(x32, x224, repeats, quick):
             ),
         ]
         for ours_name, ours, keras_name, theirs in pairs:
+            if layers and ours_name not in layers:
+                continue
             med = alternate(
                 {
                     "ours": drain(dataset(x, batch, ours)),
@@ -240,6 +243,12 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epoch-images", type=int, default=None)
     parser.add_argument("--tta-images", type=int, default=None)
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated kerasreg layers to time in part 1 (default: all), "
+        "e.g. RandomResizedCrop,AutoAugment(cifar10)",
+    )
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     n32, n224, n_train, n_test = (
@@ -257,7 +266,8 @@ def main(argv=None):
     if args.only in (None, "throughput"):
         x32 = x_train[:n32]
         x224 = tf.cast(tf.image.resize(x_train[:n224], (224, 224)), tf.uint8).numpy()
-        throughput(x32, x224, repeats, args.quick)
+        layers = args.layers.split(",") if args.layers else None
+        throughput(x32, x224, repeats, args.quick, layers)
     if args.only in (None, "epoch"):
         epoch_time(x_train[:n_train], y_train[:n_train], repeats)
     if args.only in (None, "tta"):

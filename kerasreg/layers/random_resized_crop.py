@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 from kerasreg import utils
@@ -29,18 +28,18 @@ class RandomResizedCrop(AugmentationLayer):
     (width / height) log-uniform in `ratio`; the box is resized to
     `(height, width)`. Up to 10 boxes are tried per image, the first one
     inside the image wins; when none fits, the largest centred box with the
-    aspect clipped to `ratio` is used. All images of a batch are cropped in
-    one batched projective transform, each with its own box (Keras's
-    `RandomCrop` uses one location for the whole batch).
+    aspect clipped to `ratio` is used. All images of a batch are cropped at
+    once, each with its own box (Keras's `RandomCrop` uses one location for
+    the whole batch), by two batched matrix products (see
+    `kerasreg.ops.image.crop_and_resize`).
 
     At inference the layer takes the largest centred crop with the output
     aspect ratio and resizes it (`keras.ops.image.resize` with
     `crop_to_aspect_ratio=True`).
 
-    The TensorFlow backend has no XLA kernel for the projective transform, so
-    (like Keras's `RandomZoom`) the layer sets `supports_jit = False` there and
-    a model compiled with `jit_compile=True` falls back to a graph without
-    XLA; on JAX it compiles.
+    Unlike Keras's `RandomZoom` (a projective transform, which has no XLA
+    kernel on TensorFlow), the layer compiles with `jit_compile=True` on
+    every backend.
 
     Args:
         height: Output height. Defaults to none (required).
@@ -104,7 +103,6 @@ class RandomResizedCrop(AugmentationLayer):
         self.interpolation = utils.check_choice(
             "interpolation", interpolation, ("bilinear", "nearest")
         )
-        self.supports_jit = keras.backend.backend() != "tensorflow"
 
     def build(self, input_shape):
         shape = self._check_input_shape(input_shape)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 from kerasreg import utils
@@ -19,14 +18,16 @@ class RandomScaleCrop(AugmentationLayer):
     2016): each image is resized so that its shorter side is a random
     `L ~ U[short_side]` (drawn per image) and a random `height x width` patch
     of it is taken. Both steps are one per-image box resized to the output
-    size, done for the whole batch in one batched projective transform.
+    size, done for the whole batch at once (two batched matrix products, see
+    `kerasreg.ops.image.crop_and_resize`).
 
     At inference the image is resized to the short side
     `inference_short_side` (ResNet evaluates 224 crops at 256) and the centre
     `height x width` crop is taken.
 
-    Like Keras's `RandomZoom`, the layer sets `supports_jit = False` on the
-    TensorFlow backend (no XLA kernel for the projective transform).
+    Unlike Keras's `RandomZoom` (a projective transform, which has no XLA
+    kernel on TensorFlow), the layer compiles with `jit_compile=True` on
+    every backend.
 
     Args:
         height: Crop height. Defaults to none (required).
@@ -91,7 +92,6 @@ class RandomScaleCrop(AugmentationLayer):
         self.interpolation = utils.check_choice(
             "interpolation", interpolation, ("bilinear", "nearest")
         )
-        self.supports_jit = keras.backend.backend() != "tensorflow"
 
     def build(self, input_shape):
         shape = self._check_input_shape(input_shape)

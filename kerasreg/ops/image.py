@@ -5,8 +5,8 @@ point images and uses only `keras.ops` / `keras.random`, so it runs on every
 Keras backend (and inside a `tf.data` graph on the TensorFlow backend).
 
 - Crops: `crop_and_resize` takes a *different* box per image in one vectorised
-  `keras.ops.image.affine_transform` call (Keras's `RandomCrop` uses one box for
-  the whole batch); `sample_resized_crop_boxes` (Inception, Szegedy et al.
+  pair of batched matrix products (Keras's `RandomCrop` uses one box for the
+  whole batch); `sample_resized_crop_boxes` (Inception, Szegedy et al.
   2015) and `sample_scale_crop_boxes` (ResNet, He et al. 2016) draw the boxes.
 - Colour: `pca_color_offset` is AlexNet's "fancy PCA" (Krizhevsky et al.
   2012); `rgb_covariance_eigen` turns streamed moments into its eigen-pairs.
@@ -51,49 +51,52 @@ def crop_and_resize(
 
     The output pixel `j` samples the input at `left + (j + 0.5) * width /
     out_width - 0.5` (half-pixel centres, as `keras.ops.image.resize`), so a
-    box covering the whole image at the same size is the identity. One batched
-    projective transform does all images at once.
+    box covering the whole image at the same size is the identity; samples
+    outside the image take the nearest edge pixel.
+
+    Bilinear (and nearest) resampling is separable, so each image is resampled
+    by two small matrix products, `R_y @ image @ R_x^T`, where row `i` of `R_y`
+    holds the interpolation weights of output row `i` over the input rows. All
+    images go through one batched `einsum` per axis: no gather, no projective
+    transform, and it compiles with XLA on every backend (TensorFlow has no
+    XLA kernel for `affine_transform`).
     """
     out_h, out_w = int(size[0]), int(size[1])
     in_h, in_w = images.shape[1], images.shape[2]
+    if in_h is None or in_w is None:
+        raise ValueError(
+            "`crop_and_resize` needs a static image height and width. "
+            f"Received: images.shape={tuple(images.shape)}"
+        )
     dtype = images.dtype
     boxes = ops.cast(boxes, "float32")
-    top, left, box_h, box_w = (boxes[:, i] for i in range(4))
-    sy = box_h / out_h
-    sx = box_w / out_w
-    zeros = ops.zeros_like(sx)
-    transforms = ops.stack(
-        [
-            sx,
-            zeros,
-            left + 0.5 * sx - 0.5,
-            zeros,
-            sy,
-            top + 0.5 * sy - 0.5,
-            zeros,
-            zeros,
-        ],
-        axis=1,
-    )
-    # affine_transform keeps the spatial size: pad up to the output size
-    # when the output is larger, slice it down when it is smaller. Samples
-    # reach at most half a pixel past the last row/column, so one replicated
-    # row/column (a symmetric pad) is all the padding that is ever read.
-    pad_h = max(out_h - in_h, 0) if in_h is not None else 0
-    pad_w = max(out_w - in_w, 0) if in_w is not None else 0
-    if pad_h or pad_w:
-        images = ops.pad(images, ((0, 0), (0, 1), (0, 1), (0, 0)), "symmetric")
-        extra_h, extra_w = max(pad_h - 1, 0), max(pad_w - 1, 0)
-        if extra_h or extra_w:
-            images = ops.pad(images, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)))
-    out = ops.image.affine_transform(
-        images,
-        ops.cast(transforms, "float32"),
-        interpolation=interpolation,
-        fill_mode="nearest",
-    )
-    out = out[:, :out_h, :out_w, :]
-    return ops.cast(out, dtype)
+    rows = _interpolation_matrix(boxes[:, 0], boxes[:, 2], out_h, in_h, interpolation)
+    cols = _interpolation_matrix(boxes[:, 1], boxes[:, 3], out_w, in_w, interpolation)
+    x = ops.cast(images, "float32")
+    x = ops.einsum("nih,nhwc->niwc", rows, x)
+    x = ops.einsum("njw,niwc->nijc", cols, x)
+    return ops.cast(x, dtype)
+
+
+def _interpolation_matrix(start, extent, out_size: int, in_size: int, interpolation):
+    """`(N, out_size, in_size)` resampling weights along one axis.
+
+    Output index `i` samples the input at `c = start + (i + 0.5) * extent /
+    out_size - 0.5`, clamped to the valid range (edge pixels repeat); its
+    weights are the bilinear hat `max(0, 1 - |c - k|)` over input indices `k`
+    (at most two non-zero weights, summing to one), or a one-hot at `round(c)`.
+    """
+    step = extent / out_size
+    i = ops.arange(out_size, dtype="float32")
+    coords = ops.expand_dims(start + 0.5 * step - 0.5, 1) + ops.expand_dims(
+        step, 1
+    ) * ops.expand_dims(i, 0)
+    coords = ops.clip(coords, 0.0, float(in_size - 1))
+    grid = ops.reshape(ops.arange(in_size, dtype="float32"), (1, 1, in_size))
+    coords = ops.expand_dims(coords, 2)
+    if interpolation == "nearest":
+        return ops.cast(ops.equal(ops.floor(coords + 0.5), grid), "float32")
+    return ops.relu(1.0 - ops.abs(coords - grid))
 
 
 def sample_resized_crop_boxes(
@@ -110,30 +113,27 @@ def sample_resized_crop_boxes(
     drawn per image (area uniform in `scale`, log-aspect uniform in
     `log(ratio)`); the first that fits the image is kept, otherwise the
     largest centred box with the aspect clipped to `ratio`. Vectorised: all
-    candidates of all images are drawn at once.
+    candidates of all images come from one uniform draw (one draw keeps the
+    per-batch graph small, which matters for small images in `tf.data`).
 
     Returns:
         float32 tensor `(batch_size, 4)` of `(top, left, height, width)`.
     """
     height, width = float(image_size[0]), float(image_size[1])
     area = height * width
-    shape = (batch_size, attempts)
-    target_area = area * keras.random.uniform(shape, scale[0], scale[1], seed=seed)
-    log_ratio = keras.random.uniform(
-        shape, math.log(ratio[0]), math.log(ratio[1]), seed=seed
-    )
-    aspect = ops.exp(log_ratio)
-    w = ops.sqrt(target_area * aspect)
-    h = ops.sqrt(target_area / aspect)
-    fits = ops.logical_and(
-        ops.logical_and(w <= width, h <= height), ops.logical_and(w > 0, h > 0)
-    )
-    # Index of the first candidate that fits (argmax of a 0/1 mask).
-    first = ops.argmax(ops.cast(fits, "int32"), axis=1)
-    any_fits = ops.any(fits, axis=1)
-    pick = ops.one_hot(first, attempts, dtype="float32")
-    w = ops.sum(w * pick, axis=1)
-    h = ops.sum(h * pick, axis=1)
+    u = keras.random.uniform((batch_size, 2 * attempts + 2), seed=seed)
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * u[:, :attempts])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    half_log_ratio = 0.5 * (log_lo + (log_hi - log_lo) * u[:, attempts:-2])
+    # w = sqrt(area * aspect), h = sqrt(area / aspect).
+    side = ops.sqrt(target_area)
+    w = side * ops.exp(half_log_ratio)
+    h = side * ops.exp(-half_log_ratio)
+    # Every candidate is positive (scale[0] > 0); it fits if inside the image.
+    fits = ops.cast(ops.logical_and(w <= width, h <= height), "float32")
+    # The first candidate that fits: a one-hot of the argmax of the 0/1 mask.
+    pick = ops.one_hot(ops.argmax(fits, axis=1), attempts, dtype="float32")
+    any_fits = ops.max(fits, axis=1) > 0.5
     # Fallback: the whole image, aspect clipped to the range (torchvision).
     in_ratio = width / height
     if in_ratio < ratio[0]:
@@ -142,13 +142,12 @@ def sample_resized_crop_boxes(
         fb_w, fb_h = height * ratio[1], height
     else:
         fb_w, fb_h = width, height
-    w = ops.where(any_fits, w, fb_w)
-    h = ops.where(any_fits, h, fb_h)
-    u = keras.random.uniform((batch_size, 2), 0.0, 1.0, seed=seed)
-    top = u[:, 0] * (height - h)
-    left = u[:, 1] * (width - w)
-    top = ops.where(any_fits, top, (height - h) / 2.0)
-    left = ops.where(any_fits, left, (width - w) / 2.0)
+    w = ops.where(any_fits, ops.sum(w * pick, axis=1), fb_w)
+    h = ops.where(any_fits, ops.sum(h * pick, axis=1), fb_h)
+    # Uniform position; the fallback box is centred.
+    position = ops.where(ops.expand_dims(any_fits, 1), u[:, -2:], 0.5)
+    top = position[:, 0] * (height - h)
+    left = position[:, 1] * (width - w)
     return ops.stack([top, left, h, w], axis=1)
 
 
@@ -169,13 +168,13 @@ def sample_scale_crop_boxes(
         float32 tensor `(batch_size, 4)` of `(top, left, height, width)`.
     """
     height, width = float(image_size[0]), float(image_size[1])
-    short = keras.random.uniform((batch_size,), short_side[0], short_side[1], seed=seed)
-    factor = short / min(height, width)
-    box_h = ops.minimum(crop_size[0] / factor, height)
-    box_w = ops.minimum(crop_size[1] / factor, width)
-    u = keras.random.uniform((batch_size, 2), 0.0, 1.0, seed=seed)
-    top = u[:, 0] * (height - box_h)
-    left = u[:, 1] * (width - box_w)
+    u = keras.random.uniform((batch_size, 3), seed=seed)
+    short = short_side[0] + (short_side[1] - short_side[0]) * u[:, 0]
+    inverse_factor = min(height, width) / short
+    box_h = ops.minimum(crop_size[0] * inverse_factor, height)
+    box_w = ops.minimum(crop_size[1] * inverse_factor, width)
+    top = u[:, 1] * (height - box_h)
+    left = u[:, 2] * (width - box_w)
     return ops.stack([top, left, box_h, box_w], axis=1)
 
 
