@@ -40,6 +40,7 @@ import numpy as np
 from keras import ops
 
 from kerasreg import utils
+from kerasreg.ops import image as image_ops
 
 
 def tensorflow_of(x):
@@ -188,4 +189,72 @@ class AugmentationLayer(keras.Layer):
     def get_config(self):
         base_config = super().get_config()
         config = {"value_range": list(self.value_range), "seed": self.seed}
+        return {**base_config, **config}
+
+
+class CropLayer(AugmentationLayer):
+    """Base of the layers that crop one box per image, resized to a fixed size.
+
+    Subclasses implement `sample_boxes(batch_size, image_size)` (a float
+    tensor `(N, 4)` of `(top, left, height, width)` input pixels, drawn with
+    `seed=self.seed_generator`) and `infer(images)`; the base checks the
+    arguments, needs a static input height and width, and crops every image's
+    box in one call of `kerasreg.ops.image.crop_and_resize`.
+
+    Args:
+        height: Output height.
+        width: Output width.
+        interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        value_range: `(min, max)` of the pixel values. Defaults to `(0, 255)`.
+        seed: Integer seed. Defaults to `None`.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`).
+    """
+
+    def __init__(
+        self,
+        height,
+        width,
+        interpolation="bilinear",
+        value_range=(0, 255),
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(value_range=value_range, seed=seed, **kwargs)
+        self.height = utils.check_int("height", height, 1)
+        self.width = utils.check_int("width", width, 1)
+        self.interpolation = utils.check_choice(
+            "interpolation", interpolation, ("bilinear", "nearest")
+        )
+
+    def build(self, input_shape):
+        shape = self._check_input_shape(input_shape)
+        if shape[-3] is None or shape[-2] is None:
+            raise ValueError(
+                f"`{type(self).__name__}` needs a static image height and width. "
+                f"Received: input shape={shape}"
+            )
+        super().build(input_shape)
+
+    def sample_boxes(self, batch_size, image_size: tuple[int, int]):
+        raise NotImplementedError
+
+    def augment(self, images):
+        boxes = self.sample_boxes(
+            ops.shape(images)[0], (images.shape[1], images.shape[2])
+        )
+        return image_ops.crop_and_resize(
+            images, boxes, (self.height, self.width), self.interpolation
+        )
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        return shape[:-3] + (self.height, self.width, shape[-1])
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "height": self.height,
+            "width": self.width,
+            "interpolation": self.interpolation,
+        }
         return {**base_config, **config}

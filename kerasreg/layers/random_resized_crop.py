@@ -5,21 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import AugmentationLayer
+from kerasreg.layers.augmentation_layer import CropLayer
 from kerasreg.ops import image as image_ops
 
 
-def check_static_size(layer, input_shape):
-    """Crop layers need the input height and width to be known."""
-    if input_shape[-3] is None or input_shape[-2] is None:
-        raise ValueError(
-            f"`{type(layer).__name__}` needs a static image height and width. "
-            f"Received: input shape={tuple(input_shape)}"
-        )
-
-
 @utils.register
-class RandomResizedCrop(AugmentationLayer):
+class RandomResizedCrop(CropLayer):
     """Crops a random area and aspect ratio of each image, resized to a fixed size.
 
     The Inception training crop (Szegedy et al. 2015; torchvision's
@@ -87,9 +78,14 @@ class RandomResizedCrop(AugmentationLayer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(value_range=value_range, seed=seed, **kwargs)
-        self.height = utils.check_int("height", height, 1)
-        self.width = utils.check_int("width", width, 1)
+        super().__init__(
+            height,
+            width,
+            interpolation=interpolation,
+            value_range=value_range,
+            seed=seed,
+            **kwargs,
+        )
         self.scale = utils.check_range("scale", scale, 0.0, 1.0)
         if self.scale[0] <= 0:
             raise utils.invalid_value(
@@ -100,25 +96,10 @@ class RandomResizedCrop(AugmentationLayer):
             raise utils.invalid_value(
                 "ratio", "a range `(min, max)` with 0 < min <= max", ratio
             )
-        self.interpolation = utils.check_choice(
-            "interpolation", interpolation, ("bilinear", "nearest")
-        )
 
-    def build(self, input_shape):
-        shape = self._check_input_shape(input_shape)
-        check_static_size(self, shape)
-        super().build(input_shape)
-
-    def augment(self, images):
-        boxes = image_ops.sample_resized_crop_boxes(
-            ops.shape(images)[0],
-            (images.shape[1], images.shape[2]),
-            self.scale,
-            self.ratio,
-            seed=self.seed_generator,
-        )
-        return image_ops.crop_and_resize(
-            images, boxes, (self.height, self.width), self.interpolation
+    def sample_boxes(self, batch_size, image_size):
+        return image_ops.sample_resized_crop_boxes(
+            batch_size, image_size, self.scale, self.ratio, seed=self.seed_generator
         )
 
     def infer(self, images):
@@ -129,17 +110,6 @@ class RandomResizedCrop(AugmentationLayer):
             crop_to_aspect_ratio=True,
         )
 
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        return shape[:-3] + (self.height, self.width, shape[-1])
-
     def get_config(self):
-        base_config = super().get_config()
-        config = {
-            "height": self.height,
-            "width": self.width,
-            "scale": list(self.scale),
-            "ratio": list(self.ratio),
-            "interpolation": self.interpolation,
-        }
-        return {**base_config, **config}
+        config = {"scale": list(self.scale), "ratio": list(self.ratio)}
+        return {**super().get_config(), **config}

@@ -5,13 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import AugmentationLayer
-from kerasreg.layers.random_resized_crop import check_static_size
+from kerasreg.layers.augmentation_layer import CropLayer
 from kerasreg.ops import image as image_ops
 
 
 @utils.register
-class RandomScaleCrop(AugmentationLayer):
+class RandomScaleCrop(CropLayer):
     """Resizes each image to a random short side, then takes a random crop.
 
     The ResNet / VGG training recipe (Simonyan & Zisserman 2015, He et al.
@@ -79,9 +78,14 @@ class RandomScaleCrop(AugmentationLayer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(value_range=value_range, seed=seed, **kwargs)
-        self.height = utils.check_int("height", height, 1)
-        self.width = utils.check_int("width", width, 1)
+        super().__init__(
+            height,
+            width,
+            interpolation=interpolation,
+            value_range=value_range,
+            seed=seed,
+            **kwargs,
+        )
         crop = max(self.height, self.width)
         self.short_side = utils.check_range("short_side", short_side, crop)
         if inference_short_side is not None:
@@ -89,25 +93,14 @@ class RandomScaleCrop(AugmentationLayer):
                 "inference_short_side", inference_short_side, crop
             )
         self.inference_short_side = inference_short_side
-        self.interpolation = utils.check_choice(
-            "interpolation", interpolation, ("bilinear", "nearest")
-        )
 
-    def build(self, input_shape):
-        shape = self._check_input_shape(input_shape)
-        check_static_size(self, shape)
-        super().build(input_shape)
-
-    def augment(self, images):
-        boxes = image_ops.sample_scale_crop_boxes(
-            ops.shape(images)[0],
-            (images.shape[1], images.shape[2]),
+    def sample_boxes(self, batch_size, image_size):
+        return image_ops.sample_scale_crop_boxes(
+            batch_size,
+            image_size,
             (self.height, self.width),
             self.short_side,
             seed=self.seed_generator,
-        )
-        return image_ops.crop_and_resize(
-            images, boxes, (self.height, self.width), self.interpolation
         )
 
     def infer(self, images):
@@ -120,17 +113,9 @@ class RandomScaleCrop(AugmentationLayer):
         left = (size[1] - self.width) // 2
         return resized[:, top : top + self.height, left : left + self.width, :]
 
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        return shape[:-3] + (self.height, self.width, shape[-1])
-
     def get_config(self):
-        base_config = super().get_config()
         config = {
-            "height": self.height,
-            "width": self.width,
             "short_side": list(self.short_side),
             "inference_short_side": self.inference_short_side,
-            "interpolation": self.interpolation,
         }
-        return {**base_config, **config}
+        return {**super().get_config(), **config}
