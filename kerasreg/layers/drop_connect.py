@@ -39,8 +39,35 @@ def _common_config(layer):
     }
 
 
+class _DropConnect:
+    """What the two DropConnect layers share: the call and the configuration.
+
+    Mixed in before the Keras layer (`Dense` / `Conv2D`), whose `call` is the
+    inference ("mean") path; subclasses provide `_linear(inputs, kernel)`,
+    `_add_bias(x)` and `_masked_linear(inputs)` (the training path).
+    """
+
+    def _finish(self, x):
+        x = self._add_bias(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+    def call(self, inputs, training=None):
+        if self.rate == 0:
+            return super().call(inputs)
+        if training:
+            return self._finish(self._masked_linear(inputs))
+        if self.inference == "sampling":
+            return _sampling_inference(self, inputs)
+        return super().call(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), **_common_config(self)}
+
+
 @utils.register
-class DropConnectDense(keras.layers.Dense):
+class DropConnectDense(_DropConnect, keras.layers.Dense):
     """A densely-connected layer whose weights are dropped during training.
 
     During training every weight of the kernel is kept with probability
@@ -138,34 +165,13 @@ class DropConnectDense(keras.layers.Dense):
             x = ops.add(x, self.bias)
         return x
 
-    def _finish(self, x):
-        x = self._add_bias(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-    def call(self, inputs, training=None):
-        if self.rate == 0:
-            return super().call(inputs)
-        if training:
-            kernel = self.kernel
-            if self.mask == "example":
-                x = dc_ops.drop_connect_matmul_per_example(
-                    inputs, kernel, self.rate, self.seed_generator
-                )
-            else:
-                masked = dc_ops.drop_connect_kernel(
-                    kernel, self.rate, self.seed_generator
-                )
-                x = ops.matmul(inputs, masked)
-            return self._finish(x)
-        if self.inference == "sampling":
-            return _sampling_inference(self, inputs)
-        return super().call(inputs)
-
-    def get_config(self):
-        base_config = super().get_config()
-        return {**base_config, **_common_config(self)}
+    def _masked_linear(self, inputs):
+        if self.mask == "example":
+            return dc_ops.drop_connect_matmul_per_example(
+                inputs, self.kernel, self.rate, self.seed_generator
+            )
+        masked = dc_ops.drop_connect_kernel(self.kernel, self.rate, self.seed_generator)
+        return ops.matmul(inputs, masked)
 
     @classmethod
     def from_dense(cls, layer, rate=0.5, **kwargs):
@@ -216,7 +222,7 @@ class DropConnectDense(keras.layers.Dense):
 
 
 @utils.register
-class DropConnectConv2D(keras.layers.Conv2D):
+class DropConnectConv2D(_DropConnect, keras.layers.Conv2D):
     """A 2D convolution whose kernel weights are dropped during training.
 
     During training each weight of the convolution kernel is kept with
@@ -316,27 +322,9 @@ class DropConnectConv2D(keras.layers.Conv2D):
             x = ops.add(x, ops.reshape(self.bias, bias_shape))
         return x
 
-    def _finish(self, x):
-        x = self._add_bias(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-    def call(self, inputs, training=None):
-        if self.rate == 0:
-            return super().call(inputs)
-        if training:
-            masked = dc_ops.drop_connect_kernel(
-                self.kernel, self.rate, self.seed_generator
-            )
-            return self._finish(self.convolution_op(inputs, masked))
-        if self.inference == "sampling":
-            return _sampling_inference(self, inputs)
-        return super().call(inputs)
-
-    def get_config(self):
-        base_config = super().get_config()
-        return {**base_config, **_common_config(self)}
+    def _masked_linear(self, inputs):
+        masked = dc_ops.drop_connect_kernel(self.kernel, self.rate, self.seed_generator)
+        return self.convolution_op(inputs, masked)
 
 
 def _sampling_inference(layer, inputs):
