@@ -218,14 +218,16 @@ def run_row(row: str, data, s: Settings, seed: int, work_dir: Path) -> RunResult
         metrics=["accuracy"],
     )
     callbacks = []
+    # EMAWeights first: the callbacks after it see the EMA weights at the end
+    # of each epoch, so early stopping keeps the best *averaged* weights.
+    if "ema" in tricks:
+        callbacks.append(kerasreg.callbacks.EMAWeights(decay=s.ema_decay))
     if "early_stopping" in tricks:
         callbacks.append(
             kerasreg.callbacks.SmoothedEarlyStopping(
                 monitor="val_loss", patience=s.patience, restore_best_weights=True
             )
         )
-    if "ema" in tricks:
-        callbacks.append(kerasreg.callbacks.EMAWeights(decay=s.ema_decay))
     snapshot = None
     if "snapshot" in tricks:
         cycles = max(1, min(s.snapshots, s.epochs))

@@ -298,3 +298,40 @@ def test_mirrored_strategy():
     expected = _numpy_ema(rec.start, rec.snaps, 0.9)
     for got, want in zip(model.trainable_variables, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_early_stopping_after_ema_keeps_the_best_averaged_weights():
+    # [EMAWeights, ..., SmoothedEarlyStopping]: early stopping sees (and
+    # restores) the EMA weights of its best epoch, not the final EMA.
+    from kerasreg.callbacks import SmoothedEarlyStopping
+
+    class ScriptAndRecord(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = [1.0, 0.2, 2.0, 3.0][epoch]
+            self.weights.append([w.numpy().copy() for w in self.model.weights])
+
+    x, y = _data()
+    model = _model()
+    ema = EMAWeights(decay=0.9)
+    probe = ScriptAndRecord()
+    stop = SmoothedEarlyStopping(
+        monitor="val_loss", smoothing="ema", alpha=1.0, patience=10
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=4,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[ema, probe, stop],
+    )
+    assert stop.best_epoch == 1
+    for got, want in zip(model.weights, probe.weights[1]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    # What the probe saw at the end of each epoch were the EMA weights.
+    for got, want in zip(probe.weights[-1], ema.ema_weights):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
