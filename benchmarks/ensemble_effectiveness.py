@@ -38,12 +38,13 @@ import kerasreg  # noqa: E402
 from kerasreg.datasets import load_cifar10, train_val_split  # noqa: E402
 
 
-def build_model(lr: float) -> keras.Model:
+def build_model(lr: float, width: int = 32) -> keras.Model:
+    """A small VGG-style CNN: blocks of `width`, `2 * width`, `4 * width` filters."""
     layers = keras.layers
     inputs = keras.Input((32, 32, 3))
     h = layers.Rescaling(1 / 255.0)(inputs)
     h = layers.RandomFlip("horizontal")(h)
-    for filters in (32, 64, 128):
+    for filters in (width, 2 * width, 4 * width):
         h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
         h = layers.BatchNormalization()(h)
         h = layers.ReLU()(h)
@@ -103,6 +104,14 @@ def main(argv=None):
     parser.add_argument("--ema-decays", default="0.999")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--width", type=int, default=32, help="filters of the first block"
+    )
+    parser.add_argument(
+        "--parts",
+        default="snapshot,ema",
+        help="comma-separated: which comparisons to run (snapshot, ema)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a small version: 5000 images (4000 train / 1000 val), 2000 test, 10 epochs",
@@ -114,25 +123,46 @@ def main(argv=None):
         args.val_size = min(args.val_size, 1000)
         args.epochs = 10
     decays = [float(d) for d in args.ema_decays.split(",")]
+    parts = {p for p in args.parts.split(",") if p}
+    if not parts or parts - {"snapshot", "ema"}:
+        parser.error(f"--parts takes snapshot and/or ema. Received: {args.parts!r}")
 
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = load(args)
+    data = load(args)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     print(
         f"keras {keras.__version__}, backend {keras.backend.backend()}; "
         f"train {len(y_train)}, val {len(y_val)}, test {len(y_test)}; "
-        f"{args.epochs} epochs, batch 128"
+        f"{args.epochs} epochs, batch 128, width {args.width}"
     )
     fit_kwargs = dict(batch_size=128, epochs=args.epochs, verbose=0)
 
-    # 1. Snapshot ensemble vs the single final model (one run).
+    lines = []
+    if "snapshot" in parts:
+        lines.append(snapshot_part(args, fit_kwargs, data))
+    if "ema" in parts:
+        lines.append(ema_part(args, fit_kwargs, data, decays))
+    print("\nTEST accuracy (choices made on validation):")
+    for line in lines:
+        print(f"  {line}")
+
+
+def snapshot_part(args, fit_kwargs, data) -> str:
+    """Snapshot ensemble vs the single final model (one run)."""
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     t0 = time.time()
     keras.utils.set_random_seed(args.seed)
-    model = build_model(args.max_lr)
+    model = build_model(args.max_lr, args.width)
     with tempfile.TemporaryDirectory() as tmp:
         snap = kerasreg.callbacks.SnapshotEnsemble(
             cycles=args.cycles, max_lr=args.max_lr, directory=tmp
         )
         model.fit(x_train, y_train, callbacks=[snap], **fit_kwargs)
         ensemble = snap.ensemble(last=args.cycles)
+        members = [accuracy(m, x_val, y_val) for m in ensemble.members]
+        print(
+            "[snapshot] val accuracy of each snapshot: "
+            + ", ".join(f"{a:.4f}" for a in members)
+        )
         single_val, ens_val = (
             accuracy(model, x_val, y_val),
             accuracy(ensemble, x_val, y_val),
@@ -143,13 +173,20 @@ def main(argv=None):
         f"[snapshot] {time.time() - t0:.0f}s  val: single {single_val:.4f}, "
         f"ensemble of {args.cycles} {ens_val:.4f}"
     )
+    return (
+        f"snapshot: single final model {single_test:.4f} -> ensemble of "
+        f"{args.cycles} snapshots {ens_test:.4f} ({ens_test - single_test:+.4f})"
+    )
 
-    # 2. EMA weights vs raw weights (one run per candidate decay).
+
+def ema_part(args, fit_kwargs, data, decays) -> str:
+    """EMA weights vs raw weights (one run per candidate decay)."""
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     ema_runs = []
     for decay in decays:
         t0 = time.time()
         keras.utils.set_random_seed(args.seed)
-        model = build_model(args.lr)
+        model = build_model(args.lr, args.width)
         ema = kerasreg.callbacks.EMAWeights(decay=decay, ema_at_end=False)
         model.fit(x_train, y_train, callbacks=[ema], **fit_kwargs)
         raw_val = accuracy(model, x_val, y_val)
@@ -164,16 +201,9 @@ def main(argv=None):
             f"EMA {ema_val:.4f}"
         )
         ema_runs.append((ema_val, decay, raw_test, ema_test))
-    best = max(ema_runs)  # chosen on validation
-    _, decay, raw_test, ema_test = best
-
-    print("\nTEST accuracy (choices made on validation):")
-    print(
-        f"  snapshot: single final model {single_test:.4f} -> ensemble of "
-        f"{args.cycles} snapshots {ens_test:.4f} ({ens_test - single_test:+.4f})"
-    )
-    print(
-        f"  EMA (decay {decay}): raw weights {raw_test:.4f} -> EMA weights "
+    _, decay, raw_test, ema_test = max(ema_runs)  # chosen on validation
+    return (
+        f"EMA (decay {decay}): raw weights {raw_test:.4f} -> EMA weights "
         f"{ema_test:.4f} ({ema_test - raw_test:+.4f})"
     )
 
