@@ -38,7 +38,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -332,18 +331,6 @@ def summarize(results: Sequence[RunResult]) -> list[Summary]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def markdown_table(summaries: Sequence[Summary]) -> str:
     """The results as a Markdown table; deltas are against the baseline row."""
     base = next((s.test_accuracy for s in summaries if s.row == "baseline"), None)
@@ -368,9 +355,13 @@ def write_results(
     header: str = "",
 ) -> tuple[Path, Path]:
     """Writes `results.md`, `results.csv` and the raw `runs.json` (atomically)."""
+    from kerasreg.utils import atomic_write_text
+
     out_dir = Path(out_dir)
     md = out_dir / "results.md"
-    _atomic_write(md, (header + "\n\n" if header else "") + markdown_table(summaries))
+    atomic_write_text(
+        md, (header + "\n\n" if header else "") + markdown_table(summaries)
+    )
     fields = [
         "row",
         "tricks",
@@ -389,15 +380,17 @@ def write_results(
             ",".join(f'"{v}"' if isinstance(v, str) else f"{v:.6g}" for v in values)
         )
     csv_path = out_dir / "results.csv"
-    _atomic_write(csv_path, "\n".join(lines) + "\n")
+    atomic_write_text(csv_path, "\n".join(lines) + "\n")
     runs = [dataclasses.asdict(r) for r in results]
-    _atomic_write(out_dir / "runs.json", json.dumps(runs, indent=1))
+    atomic_write_text(out_dir / "runs.json", json.dumps(runs, indent=1))
     return md, csv_path
 
 
 def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     """Plots training and validation loss and accuracy of each row to a PNG."""
     import matplotlib
+
+    from kerasreg.utils import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -415,16 +408,11 @@ def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -268,15 +266,9 @@ def search_plain(data, args):
     return trials
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> dict:
+    from kerasreg.utils import atomic_write_text
+
     args = parse_args(argv)
     import keras
 
@@ -362,7 +354,7 @@ def main(argv=None) -> dict:
         "reference_val_accuracy": REFERENCE_VAL_ACCURACY,
         "seconds": time.time() - t0,
     }
-    write_atomic(
+    atomic_write_text(
         out_dir / "lecture_pipeline.json", json.dumps(result, indent=2, default=str)
     )
     print(f"Wrote {out_dir / 'lecture_pipeline.json'} ({result['seconds']:.0f} s)")

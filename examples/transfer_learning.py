@@ -32,9 +32,7 @@ import argparse
 import csv
 import io
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -214,14 +212,6 @@ def run_strategy(name, pretrained, data, args) -> float:
     return float(model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1])
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def tables(rows, args) -> tuple[str, str]:
     sizes = sorted({r["examples"] for r in rows})
     header = "| strategy | " + " | ".join(f"{n} examples" for n in sizes) + " |"
@@ -243,6 +233,8 @@ def tables(rows, args) -> tuple[str, str]:
 
 
 def main(argv=None) -> list[dict]:
+    from kerasreg.utils import atomic_write_text
+
     args = parse_args(argv)
     import keras
 
@@ -298,8 +290,8 @@ def main(argv=None) -> list[dict]:
     markdown, csv_text = tables(rows, args)
     print(markdown)
     out = Path(args.output_dir)
-    write_atomic(out / "transfer_learning.md", markdown)
-    write_atomic(out / "transfer_learning.csv", csv_text)
+    atomic_write_text(out / "transfer_learning.md", markdown)
+    atomic_write_text(out / "transfer_learning.csv", csv_text)
     print(f"Wrote {out / 'transfer_learning.md'} and .csv ({time.time() - t0:.0f} s)")
     return rows
 

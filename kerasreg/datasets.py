@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from kerasreg.utils import check_int
+from kerasreg.utils import atomic_path, check_int
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -111,16 +110,9 @@ def _read_split(split_dir: Path, cache: bool) -> tuple[np.ndarray, np.ndarray]:
     except ImportError:  # No TensorFlow (e.g. a JAX-only install): decode with PIL.
         x, y = _read_split_pil(split_dir)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, x=x, y=y)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     return x, y
 
 

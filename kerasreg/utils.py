@@ -1,4 +1,5 @@
-"""Small shared helpers: argument validation and serialization registration.
+"""Small shared helpers: argument validation, serialization registration, and
+atomic file writes.
 
 Every public layer and callback validates its arguments in `__init__` with
 these helpers, so that errors read the same everywhere::
@@ -9,9 +10,12 @@ these helpers, so that errors read the same everywhere::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Iterable
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import keras
@@ -134,3 +138,53 @@ def check_range(
     if (low is not None and lo < low) or (high is not None and hi > high):
         raise invalid_value(name, expected, value)
     return float(lo), float(hi)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[str]:
+    """A temporary file next to `path` that replaces `path` once written.
+
+    Write to the yielded path inside the `with` block; when the block ends
+    without an error the file is moved over `path` with `os.replace` (atomic
+    on POSIX and Windows), so a reader never sees a half-written file and an
+    interrupted write leaves the old file untouched. On an error the
+    temporary file is removed. The folder is created if needed.
+
+    Args:
+        path: The file to write.
+        suffix: Ending of the temporary name, for writers that look at it
+            (`".weights.h5"` for `Model.save_weights`). Defaults to the
+            extension of `path`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "table.md")
+    >>> with atomic_path(target) as tmp:
+    ...     with open(tmp, "w") as f:
+    ...         _ = f.write("| a |")
+    >>> open(target).read()
+    '| a |'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if suffix is None:
+        suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=suffix
+    )
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to `path` through `atomic_path` (all or nothing)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)

@@ -1,4 +1,5 @@
 import math
+import os
 
 import pytest
 
@@ -42,3 +43,35 @@ def test_check_int_and_choice_and_range():
             utils.check_range("scale", bad, 0.0, 1.0)
     with pytest.raises(ValueError, match="min < max"):
         utils.check_range("scale", (0.5, 0.5), allow_equal=False)
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    target = tmp_path / "sub" / "table.md"
+    utils.atomic_write_text(target, "old")
+    assert target.read_text() == "old"
+    with pytest.raises(RuntimeError):
+        with utils.atomic_path(target) as tmp:
+            with open(tmp, "w") as f:
+                f.write("half")
+            raise RuntimeError("interrupted")
+    # The old file is intact and no temporary file is left behind.
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["table.md"]
+    with utils.atomic_path(target) as tmp:
+        assert tmp.endswith(".md") and os.path.dirname(tmp) == str(target.parent)
+        with open(tmp, "w") as f:
+            f.write("new")
+    assert target.read_text() == "new"
+    assert [p.name for p in target.parent.iterdir()] == ["table.md"]
+
+
+def test_atomic_path_docstring_example():
+    import doctest
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner()
+    globs = {"atomic_path": utils.atomic_path}
+    for test in finder.find(utils.atomic_path, "atomic_path", globs=globs):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert runner.summarize(verbose=False).attempted > 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from dataclasses import dataclass, field
 
 import keras
@@ -73,15 +72,8 @@ class LearningRateFinderResult:
         ax.set_title("Learning-rate range test")
         if path is not None:
             path = os.fspath(path)
-            folder = os.path.dirname(path) or "."
-            ext = os.path.splitext(path)[1] or ".png"
-            tmp = os.path.join(folder, f".tmp_{uuid.uuid4().hex}{ext}")
-            try:
+            with utils.atomic_path(path, os.path.splitext(path)[1] or ".png") as tmp:
                 fig.savefig(tmp)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
         return fig
 
 

@@ -321,11 +321,5 @@ def _check_directory(directory) -> str:
 
 def _save_weights_atomically(model, path: str) -> None:
     """`model.save_weights(path)` through a temporary file and `os.replace`."""
-    folder = os.path.dirname(path) or "."
-    tmp = os.path.join(folder, f".tmp_{uuid.uuid4().hex}.weights.h5")
-    try:
+    with utils.atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

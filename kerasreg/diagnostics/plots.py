@@ -7,7 +7,6 @@ imported only when a plot is drawn.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,18 +59,8 @@ def _as_dict(history: Any) -> dict[str, list[float]]:
 
 
 def _save_atomic(fig, path: str | os.PathLike, dpi: int) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
+    with utils.atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def plot_history(

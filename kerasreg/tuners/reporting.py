@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any
 
 from kerasreg.tuners.coarse_to_fine import (
@@ -13,6 +12,7 @@ from kerasreg.tuners.coarse_to_fine import (
     STAGE_KEY,
     CoarseToFineOracle,
 )
+from kerasreg.utils import atomic_path
 
 
 def _oracle(tuner_or_oracle: Any):
@@ -289,15 +289,6 @@ def plot_search(
 
 
 def _save_atomically(fig, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix) as tmp:
         fig.savefig(tmp, format=suffix.lstrip("."), dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
