@@ -50,6 +50,15 @@ import kerasreg  # noqa: E402
 from kerasreg.datasets import load_cifar10  # noqa: E402
 
 AUTOTUNE = tf.data.AUTOTUNE
+#: The kerasreg layers part 1 times (each against its nearest Keras layer).
+LAYER_NAMES = (
+    "RandomResizedCrop",
+    "RandomScaleCrop",
+    "PCAColorAugmentation",
+    "AutoAugment(imagenet)",
+    "AutoAugment(cifar10)",
+    "RandomPixelNoise",
+)
 
 
 def alternate(sides, repeats):
@@ -250,6 +259,12 @@ def main(argv=None):
         "e.g. RandomResizedCrop,AutoAugment(cifar10)",
     )
     args = parser.parse_args(argv)
+    layers = args.layers.split(",") if args.layers else None
+    if layers and not set(layers) <= set(LAYER_NAMES):
+        parser.error(
+            f"--layers takes names from {', '.join(LAYER_NAMES)}. "
+            f"Received: {args.layers!r}"
+        )
     repeats = 2 if args.quick else args.repeats
     n32, n224, n_train, n_test = (
         (1024, 64, 2048, 1000) if args.quick else (4096, 256, 10000, 5000)
@@ -266,7 +281,6 @@ def main(argv=None):
     if args.only in (None, "throughput"):
         x32 = x_train[:n32]
         x224 = tf.cast(tf.image.resize(x_train[:n224], (224, 224)), tf.uint8).numpy()
-        layers = args.layers.split(",") if args.layers else None
         throughput(x32, x224, repeats, args.quick, layers)
     if args.only in (None, "epoch"):
         epoch_time(x_train[:n_train], y_train[:n_train], repeats)

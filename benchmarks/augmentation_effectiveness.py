@@ -115,6 +115,8 @@ def main(argv=None):
         "--width", type=int, default=32, help="filters of the first block"
     )
     args = parser.parse_args(argv)
+    if args.width < 1:
+        parser.error(f"--width must be at least 1. Received: {args.width}")
     epochs = args.epochs or (4 if args.quick else 30)
     train_size = args.train_size or (5000 if args.quick else None)
     (x, y), (x_test, y_test) = load_cifar10(args.data_dir, train_size=train_size)

@@ -117,6 +117,8 @@ def main(argv=None):
         help="a small version: 5000 images (4000 train / 1000 val), 2000 test, 10 epochs",
     )
     args = parser.parse_args(argv)
+    if args.width < 1:
+        parser.error(f"--width must be at least 1. Received: {args.width}")
     if args.quick:
         args.train_size = args.train_size or 5000
         args.test_size = args.test_size or 2000

@@ -144,11 +144,14 @@ def check_range(
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[str]:
     """A temporary file next to `path` that replaces `path` once written.
 
-    Write to the yielded path inside the `with` block; when the block ends
-    without an error the file is moved over `path` with `os.replace` (atomic
-    on POSIX and Windows), so a reader never sees a half-written file and an
-    interrupted write leaves the old file untouched. On an error the
-    temporary file is removed. The folder is created if needed.
+    Write to the yielded path (an empty file that already exists) inside the
+    `with` block; when the block ends without an error the file is flushed to
+    disk (`fsync`), given the usual permissions (`0o666` less the umask,
+    rather than the `0o600` of a temporary file) and moved over `path` with
+    `os.replace` (atomic on POSIX and Windows), so a reader never sees a
+    half-written file and an interrupted or crashed writer leaves the old
+    file untouched. On an error the temporary file is removed. The folder is
+    created if needed.
 
     Args:
         path: The file to write.
@@ -177,10 +180,20 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.close(fd)
     try:
         yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

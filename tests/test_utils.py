@@ -75,3 +75,11 @@ def test_atomic_path_docstring_example():
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert runner.summarize(verbose=False).attempted > 0
+
+
+def test_atomic_path_gives_the_usual_permissions(tmp_path):
+    target = tmp_path / "weights.txt"
+    utils.atomic_write_text(target, "x")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -69,6 +69,13 @@ class EMAWeights(ConfigurableCallback):
     `ema_at_end=True` (whatever `swap_for_eval`), else the training weights;
     the other set stays available as `training_weights` / `ema_weights`.
 
+    Callback order matters: put `EMAWeights` *before* callbacks that read or
+    restore weights at the end of an epoch or of training
+    (`SmoothedEarlyStopping` / `EarlyStopping` with `restore_best_weights`,
+    `ModelCheckpoint`), so that they see, keep and restore the EMA weights.
+    Placed after it, early stopping keeps training weights and the final
+    EMA weights overwrite what it restored.
+
     Args:
         decay: The EMA decay, in (0, 1). Defaults to `0.999`.
         warmup: Warm the decay up (timm's schedule). Defaults to `True`.

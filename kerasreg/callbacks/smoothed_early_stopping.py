@@ -54,7 +54,8 @@ class SmoothedEarlyStopping(ConfigurableCallback):
         mode: `"min"`, `"max"` or `"auto"` (from the metric's name).
             Defaults to `"auto"`.
         restore_best_weights: Put back the weights of the best smoothed epoch
-            at the end of `fit`. Defaults to `True`.
+            at the end of `fit`. With `EMAWeights`, list `EMAWeights` first
+            so that the EMA weights are the ones kept. Defaults to `True`.
         start_from_epoch: Number of epochs to wait before counting patience
             (the smoothing runs from the first epoch). Defaults to `0`.
         verbose: Print a message when training stops. Defaults to `0`.

@@ -42,6 +42,74 @@ def test_crop_and_resize_matches_keras_resize_when_upscaling():
     np.testing.assert_allclose(out[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-3)
 
 
+def _reference_crop(x, box, size, interpolation):
+    """NumPy crop-and-resize: half-pixel centres, edge pixels repeated."""
+    top, left, bh, bw = box
+    out_h, out_w = size
+    ys = np.clip(top + (np.arange(out_h) + 0.5) * bh / out_h - 0.5, 0, x.shape[0] - 1)
+    xs = np.clip(left + (np.arange(out_w) + 0.5) * bw / out_w - 0.5, 0, x.shape[1] - 1)
+    if interpolation == "nearest":
+        return x[np.floor(ys + 0.5).astype(int)][:, np.floor(xs + 0.5).astype(int)]
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, x.shape[0] - 1), np.minimum(x0 + 1, x.shape[1] - 1)
+    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    top_row = x[y0][:, x0] * (1 - wx) + x[y0][:, x1] * wx
+    bottom_row = x[y1][:, x0] * (1 - wx) + x[y1][:, x1] * wx
+    return top_row * (1 - wy) + bottom_row * wy
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_crop_and_resize_matches_numpy_reference(interpolation):
+    # Boxes inside, past every edge, larger and smaller than the output.
+    x = toolkit.images(4, 10, 14, 3)
+    boxes = np.array(
+        [
+            [1.5, 2.25, 6.0, 7.5],
+            [-3.0, -2.0, 8.0, 9.0],
+            [6.0, 9.0, 9.0, 12.0],
+            [0.0, 0.0, 20.0, 28.0],
+        ],
+        "float32",
+    )
+    out = np_(image_ops.crop_and_resize(x, boxes, (12, 16), interpolation))
+    assert out.shape == (4, 12, 16, 3)
+    for i in range(4):
+        ref = _reference_crop(x[i].astype("float64"), boxes[i], (12, 16), interpolation)
+        np.testing.assert_allclose(out[i], ref, atol=1e-3)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.function input signature"
+)
+def test_crop_and_resize_with_unknown_height_and_width():
+    import tensorflow as tf
+
+    x = toolkit.images(2, 9, 13, 3)
+    boxes = np.array([[1.0, 2.0, 6.0, 8.0], [0.0, 0.0, 9.0, 13.0]], "float32")
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None, None, None, 3), "float32"),
+            tf.TensorSpec((None, 4), "float32"),
+        ]
+    )
+    def crop(images, b):
+        return image_ops.crop_and_resize(images, b, (5, 7))
+
+    dynamic = crop(tf.constant(x), tf.constant(boxes)).numpy()
+    static = np_(image_ops.crop_and_resize(x, boxes, (5, 7)))
+    np.testing.assert_allclose(dynamic, static, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"scale": (0.0, 1.0)}, "scale"), ({"ratio": (2.0, 1.0)}, "ratio")],
+)
+def test_resized_crop_boxes_reject_bad_ranges(kwargs, name):
+    with pytest.raises(ValueError, match=f"argument `{name}`"):
+        image_ops.sample_resized_crop_boxes(4, (8, 8), **kwargs)
+
+
 def test_resized_crop_boxes_respect_scale_ratio_and_image():
     boxes = np_(
         image_ops.sample_resized_crop_boxes(
