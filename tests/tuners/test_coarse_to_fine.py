@@ -241,6 +241,21 @@ _DISTRIBUTED_SCRIPT = textwrap.dedent(
     tuner = Logged(directory={directory!r}, project_name="dist", seed=5, top_k=2,
                    stages=[{{"trials": 4, "epochs": 1}}, {{"trials": 3, "epochs": 2}}])
     tuner.idle_wait = 0.1
+    # Both workers start searching together: on a loaded machine one worker
+    # could otherwise still be importing TensorFlow when the other has run
+    # every trial, and keras-tuner's chief shuts its server down 10 s after
+    # the search ends (the late worker then fails with "Socket closed").
+    tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    if tuner_id != "chief":
+        open(os.path.join({log_dir!r}, tuner_id + ".ready"), "w").close()
+        deadline = time.time() + 200
+        while not all(
+            os.path.exists(os.path.join({log_dir!r}, t + ".ready"))
+            for t in ("tuner0", "tuner1")
+        ):
+            if time.time() > deadline:
+                raise SystemExit("the other worker never started")
+            time.sleep(0.05)
     tuner.search(verbose=0)
     """
 )
