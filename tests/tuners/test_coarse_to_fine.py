@@ -229,7 +229,7 @@ _DISTRIBUTED_SCRIPT = textwrap.dedent(
     class Logged(SyntheticSearch):
         def run_trial(self, trial, *args, **kwargs):
             start = time.time()
-            time.sleep(0.2)
+            time.sleep(0.5)  # 7 trials: both workers get some
             values = trial.hyperparameters.values
             record = dict(trial_id=trial.trial_id, stage=values["tuner/stage"],
                           epochs=values.get("tuner/epochs"), start=start,
@@ -243,8 +243,9 @@ _DISTRIBUTED_SCRIPT = textwrap.dedent(
     tuner.idle_wait = 0.1
     # Both workers start searching together: on a loaded machine one worker
     # could otherwise still be importing TensorFlow when the other has run
-    # every trial, and keras-tuner's chief shuts its server down 10 s after
-    # the search ends (the late worker then fails with "Socket closed").
+    # every trial, and keras-tuner's chief shuts its server down as soon as
+    # the search is over for every worker that has asked it for a trial (the
+    # late worker then fails with "Socket closed").
     tuner_id = os.environ["KERASTUNER_TUNER_ID"]
     if tuner_id != "chief":
         open(os.path.join({log_dir!r}, tuner_id + ".ready"), "w").close()
