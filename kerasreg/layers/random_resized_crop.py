@@ -78,14 +78,7 @@ class RandomResizedCrop(CropLayer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(
-            height,
-            width,
-            interpolation=interpolation,
-            value_range=value_range,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(height, width, interpolation, value_range, seed, **kwargs)
         self.scale = utils.check_range("scale", scale, 0.0, 1.0)
         if self.scale[0] <= 0:
             raise utils.invalid_value(

@@ -78,14 +78,7 @@ class RandomScaleCrop(CropLayer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(
-            height,
-            width,
-            interpolation=interpolation,
-            value_range=value_range,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(height, width, interpolation, value_range, seed, **kwargs)
         crop = max(self.height, self.width)
         self.short_side = utils.check_range("short_side", short_side, crop)
         if inference_short_side is not None:
