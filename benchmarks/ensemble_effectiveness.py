@@ -7,7 +7,11 @@ On the real CIFAR-10 (`--data-dir`, `$KERASREG_DATA_DIR`, or
    `SnapshotEnsemble(cycles=M)` (cosine cycles with restarts). The single
    final model (the last snapshot) is compared with the ensemble of the
    M snapshots (`reduce="mean"`). Same run, same budget.
-2. EMA: one run of `--epochs` epochs at a constant learning rate with
+2. `--parts cosine` (not run by default): the usual single model, one
+   cosine decay from `--max-lr` to 0 over the same `--epochs` (Keras's
+   `CosineDecay`, no restarts): the paper's other baseline at the same
+   budget.
+3. EMA: one run of `--epochs` epochs at a constant learning rate with
    `EMAWeights(ema_at_end=False)`: the raw final weights against the EMA
    weights. Same run, same budget. The EMA decay is chosen on the
    validation split among `--ema-decays` (one run per decay).
@@ -38,7 +42,7 @@ import kerasreg  # noqa: E402
 from kerasreg.datasets import load_cifar10, train_val_split  # noqa: E402
 
 
-def build_model(lr: float, width: int = 32) -> keras.Model:
+def build_model(lr, width: int = 32) -> keras.Model:
     """A small VGG-style CNN: blocks of `width`, `2 * width`, `4 * width` filters."""
     layers = keras.layers
     inputs = keras.Input((32, 32, 3))
@@ -109,7 +113,7 @@ def main(argv=None):
     parser.add_argument(
         "--parts",
         default="snapshot,ema",
-        help="comma-separated: which comparisons to run (snapshot, ema)",
+        help="comma-separated: which comparisons to run (snapshot, cosine, ema)",
     )
     parser.add_argument(
         "--quick",
@@ -126,8 +130,10 @@ def main(argv=None):
         args.epochs = 10
     decays = [float(d) for d in args.ema_decays.split(",")]
     parts = {p for p in args.parts.split(",") if p}
-    if not parts or parts - {"snapshot", "ema"}:
-        parser.error(f"--parts takes snapshot and/or ema. Received: {args.parts!r}")
+    if not parts or parts - {"snapshot", "cosine", "ema"}:
+        parser.error(
+            f"--parts takes snapshot, cosine and/or ema. Received: {args.parts!r}"
+        )
 
     data = load(args)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
@@ -141,6 +147,8 @@ def main(argv=None):
     lines = []
     if "snapshot" in parts:
         lines.append(snapshot_part(args, fit_kwargs, data))
+    if "cosine" in parts:
+        lines.append(cosine_part(args, fit_kwargs, data))
     if "ema" in parts:
         lines.append(ema_part(args, fit_kwargs, data, decays))
     print("\nTEST accuracy (choices made on validation):")
@@ -178,6 +186,22 @@ def snapshot_part(args, fit_kwargs, data) -> str:
     return (
         f"snapshot: single final model {single_test:.4f} -> ensemble of "
         f"{args.cycles} snapshots {ens_test:.4f} ({ens_test - single_test:+.4f})"
+    )
+
+
+def cosine_part(args, fit_kwargs, data) -> str:
+    """A single model, one cosine decay over all epochs (no restarts)."""
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    t0 = time.time()
+    keras.utils.set_random_seed(args.seed)
+    steps = args.epochs * -(-len(y_train) // fit_kwargs["batch_size"])
+    schedule = keras.optimizers.schedules.CosineDecay(args.max_lr, steps)
+    model = build_model(schedule, args.width)
+    model.fit(x_train, y_train, **fit_kwargs)
+    val, test = accuracy(model, x_val, y_val), accuracy(model, x_test, y_test)
+    print(f"[cosine] {time.time() - t0:.0f}s  val: {val:.4f}")
+    return (
+        f"cosine: single model, one cosine decay over {args.epochs} epochs {test:.4f}"
     )
 
 

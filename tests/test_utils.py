@@ -65,8 +65,11 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["table.md"]
 
 
-def test_atomic_path_docstring_example():
+def test_atomic_path_docstring_example(tmp_path, monkeypatch):
     import doctest
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its mkdtemp() folder
 
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()

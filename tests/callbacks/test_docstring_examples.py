@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import tempfile
 
 import keras
 import numpy as np
@@ -21,7 +22,11 @@ MODULES = [
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    # The examples' `tempfile.mkdtemp()` folders and any relative paths land in
+    # pytest's temporary directory, not in /tmp or the checkout.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     module = importlib.import_module(name)
     # As in Keras's docstrings, examples assume `keras` and `np` are imported.
     globs = {"keras": keras, "np": np, "kerasreg": kerasreg, **vars(module)}
