@@ -81,9 +81,10 @@ class SnapshotEnsemble(ConfigurableCallback):
 
     Give each cycle enough epochs to converge. Otherwise every snapshot is
     clearly better than the one before, and averaging in the early ones
-    loses to the last snapshot alone. On 9,000 CIFAR-10 images with a small
-    CNN, cycles of 5-15 epochs lost up to 1 point to the final model, and
-    cycles of 30 epochs gained about 1 point (`benchmarks/RESULTS.md`). On
+    loses to the last snapshot alone. On 4,000-9,000 CIFAR-10 images with
+    small CNNs, 5 cycles of 5-10 epochs lost 0.3-1 point to the final model,
+    cycles of 15 epochs gained 0.5 and cycles of 30 epochs about 1 point
+    (`benchmarks/RESULTS.md`). On
     short budgets, average only the last few snapshots (`ensemble(last=m)`,
     with `m` chosen on validation data).
 
