@@ -84,9 +84,8 @@ class SnapshotEnsemble(ConfigurableCallback):
     loses to the last snapshot alone. On 4,000-9,000 CIFAR-10 images with
     small CNNs, 5 cycles of 5-10 epochs lost 0.3-1 point to the final model,
     cycles of 15 epochs gained 0.5 and cycles of 30 epochs about 1 point
-    (`benchmarks/RESULTS.md`). On
-    short budgets, average only the last few snapshots (`ensemble(last=m)`,
-    with `m` chosen on validation data).
+    (`benchmarks/RESULTS.md`). On short budgets, average only the last few
+    snapshots (`ensemble(last=m)`, with `m` chosen on validation data).
 
     Resuming: the schedule is a function of the epoch and the optimizer's
     iteration counter, both restored by `keras.callbacks.BackupAndRestore`,
