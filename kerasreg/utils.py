@@ -113,16 +113,18 @@ def check_range(
     high: float | None = None,
     *,
     allow_equal: bool = True,
+    low_exclusive: bool = False,
 ) -> tuple[float, float]:
     """Checks a `(min, max)` pair of numbers with `low <= min <= max <= high`.
 
-    With `allow_equal=False` the range must not be empty (`min < max`).
+    With `allow_equal=False` the range must not be empty (`min < max`); with
+    `low_exclusive=True` its minimum must be above `low` (`min > low`).
     """
     expected = "a tuple `(min, max)` of two numbers with min " + (
         "<= max" if allow_equal else "< max"
     )
     if low is not None:
-        expected += f", min >= {low:g}"
+        expected += f", min {'>' if low_exclusive else '>='} {low:g}"
     if high is not None:
         expected += f", max <= {high:g}"
     try:
@@ -135,7 +137,9 @@ def check_range(
         raise invalid_value(name, expected, value)
     if lo > hi or (lo == hi and not allow_equal):
         raise invalid_value(name, expected, value)
-    if (low is not None and lo < low) or (high is not None and hi > high):
+    if low is not None and (lo < low or (lo == low and low_exclusive)):
+        raise invalid_value(name, expected, value)
+    if high is not None and hi > high:
         raise invalid_value(name, expected, value)
     return float(lo), float(hi)
 

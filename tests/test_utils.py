@@ -43,6 +43,10 @@ def test_check_int_and_choice_and_range():
             utils.check_range("scale", bad, 0.0, 1.0)
     with pytest.raises(ValueError, match="min < max"):
         utils.check_range("scale", (0.5, 0.5), allow_equal=False)
+    ratio = utils.check_range("ratio", (0.5, 2.0), 0.0, low_exclusive=True)
+    assert ratio == (0.5, 2.0)
+    with pytest.raises(ValueError, match="min > 0.*Received: ratio=\\(0.0, 2.0\\)"):
+        utils.check_range("ratio", (0.0, 2.0), 0.0, low_exclusive=True)
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):

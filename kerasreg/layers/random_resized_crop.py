@@ -79,16 +79,8 @@ class RandomResizedCrop(CropLayer):
         **kwargs,
     ):
         super().__init__(height, width, interpolation, value_range, seed, **kwargs)
-        self.scale = utils.check_range("scale", scale, 0.0, 1.0)
-        if self.scale[0] <= 0:
-            raise utils.invalid_value(
-                "scale", "a range `(min, max)` with 0 < min <= max <= 1", scale
-            )
-        self.ratio = utils.check_range("ratio", ratio, 0.0)
-        if self.ratio[0] <= 0:
-            raise utils.invalid_value(
-                "ratio", "a range `(min, max)` with 0 < min <= max", ratio
-            )
+        self.scale = utils.check_range("scale", scale, 0.0, 1.0, low_exclusive=True)
+        self.ratio = utils.check_range("ratio", ratio, 0.0, low_exclusive=True)
 
     def sample_boxes(self, batch_size, image_size):
         return image_ops.sample_resized_crop_boxes(

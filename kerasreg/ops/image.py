@@ -28,6 +28,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasreg import utils
+
 # ----------------------------------------------------------------------------
 # Crops
 # ----------------------------------------------------------------------------
@@ -128,16 +130,8 @@ def sample_resized_crop_boxes(
     Returns:
         float32 tensor `(batch_size, 4)` of `(top, left, height, width)`.
     """
-    if not 0 < scale[0] <= scale[1]:
-        raise ValueError(
-            "Invalid value received for argument `scale`. Expected a range "
-            f"`(min, max)` with 0 < min <= max. Received: scale={scale}"
-        )
-    if not 0 < ratio[0] <= ratio[1]:
-        raise ValueError(
-            "Invalid value received for argument `ratio`. Expected a range "
-            f"`(min, max)` with 0 < min <= max. Received: ratio={ratio}"
-        )
+    scale = utils.check_range("scale", scale, 0.0, low_exclusive=True)
+    ratio = utils.check_range("ratio", ratio, 0.0, low_exclusive=True)
     height, width = float(image_size[0]), float(image_size[1])
     area = height * width
     u = keras.random.uniform((batch_size, 2 * attempts + 2), seed=seed)
