@@ -102,13 +102,16 @@ EVALUATION_TRICKS = frozenset({"ema", "tta"})
 MIN_CYCLE_EPOCHS = 5
 
 #: The combined recipe's strengths, chosen on the validation split with
-#: `--tune` (see `benchmarks/results/cifar10_bag_of_tricks/tune/`).
+#: `--tune` (`benchmarks/results/cifar10_bag_of_tricks/tune/`: the best of
+#: the search's 30-epoch stage, 76.95% validation accuracy, rounded to 3
+#: digits). Milder than every trick at its solo strength: stacked, each
+#: needs less.
 RECIPE = {
-    "augment_strength": 1.0,
-    "weight_decay": 5e-4,
-    "dropout": 0.3,
-    "dropconnect": 0.0,
-    "ema_decay": 0.998,
+    "augment_strength": 0.674,
+    "weight_decay": 5.18e-4,
+    "dropout": 0.0878,
+    "dropconnect": 0.0469,
+    "ema_decay": 0.995,
 }
 #: The single-trick rows' strengths: each trick at the value commonly used
 #: on its own.
