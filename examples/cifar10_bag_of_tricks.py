@@ -412,19 +412,20 @@ def run_training(
 def predictor_of(row: str, trained: Trained, data, s: Settings):
     """The model that row `row` predicts with, and its single-view base.
 
-    Returns `(predictor, base)`: `base` is the trained model, its EMA shadow
-    or the chosen snapshot ensemble; `predictor` wraps it in the test-time
-    views when the row has "tta".
+    Returns `(predictor, base)`: `base` is the trained model (holding its
+    EMA shadow's weights for an "ema" row: the caller puts the training
+    weights back) or the chosen snapshot ensemble; `predictor` wraps it in
+    the test-time views when the row has "tta".
     """
-    import keras
-
     import kerasreg
 
     tricks = tricks_of(row)
     (_, _), (x_val, y_val), _ = data
     base = trained.model
     if "ema" in tricks and trained.ema_weights is not None:
-        base = keras.models.clone_model(trained.model)
+        # Into the trained model itself, not a clone: `set_weights` on a
+        # fresh clone leaves an adapted `Normalization` layer at its defaults
+        # (Keras finalizes its state in `adapt` and `load_weights` only).
         base.set_weights(trained.ema_weights)
     if trained.snapshot is not None:
         # Keep the number of last snapshots that does best on validation.
@@ -450,19 +451,23 @@ def evaluate_rows(rows: Sequence[str], trained: Trained, data, s: Settings):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     results = []
     train_acc_of = {}  # single-view base -> train accuracy (TTA rows share it)
+    training_weights = trained.model.get_weights()
     for row in rows:
         start = time.perf_counter()
-        predictor, base = predictor_of(row, trained, data, s)
-        key = (tricks_of(row) - {"tta"}) & {"ema"}
-        if key not in train_acc_of:
-            probs = base.predict(x_train, batch_size=512, verbose=0)
-            train_acc_of[key] = evaluate_probs(probs, y_train)[0]
-        val_acc, _ = evaluate_probs(
-            predictor.predict(x_val, batch_size=256, verbose=0), y_val
-        )
-        test_acc, test_loss = evaluate_probs(
-            predictor.predict(x_test, batch_size=256, verbose=0), y_test
-        )
+        try:
+            predictor, base = predictor_of(row, trained, data, s)
+            key = (tricks_of(row) - {"tta"}) & {"ema"}
+            if key not in train_acc_of:
+                probs = base.predict(x_train, batch_size=512, verbose=0)
+                train_acc_of[key] = evaluate_probs(probs, y_train)[0]
+            val_acc, _ = evaluate_probs(
+                predictor.predict(x_val, batch_size=256, verbose=0), y_val
+            )
+            test_acc, test_loss = evaluate_probs(
+                predictor.predict(x_test, batch_size=256, verbose=0), y_test
+            )
+        finally:
+            trained.model.set_weights(training_weights)
         epochs_run = len(trained.epoch_seconds)
         results.append(
             RunResult(
