@@ -10,6 +10,7 @@ from kerasreg.callbacks.train_step_hook import (
     TrainStepHook,
     call_when_built,
     cancel_when_built,
+    release_optimizer_variables,
 )
 from kerasreg.callbacks.weight_swap import WeightSwapper, assign_values, read_values
 
@@ -61,8 +62,12 @@ class EMAWeights(ConfigurableCallback):
     optimizer object, averages BatchNormalization statistics, warms the decay
     up and swaps correctly around `predict`.
 
-    The averages live in the optimizer's variables (as with `use_ema=True`),
-    so optimizer checkpoints (`BackupAndRestore`) carry them.
+    During `fit` the averages live in the optimizer's variables (as with
+    `use_ema=True`), so checkpoints written during `fit` (`BackupAndRestore`)
+    carry them. At the end of `fit` they are taken out of the optimizer again
+    (the callback keeps them): repeated `fit`s, with the same or a new
+    `EMAWeights`, do not pile up optimizer variables, and a model saved after
+    `fit` has the optimizer state of a plain `fit` and loads with it.
 
     Models that are not built before `fit` (`keras.Sequential()` filled with
     `add`, subclassed models) work too: on TensorFlow, where `fit` builds
@@ -343,6 +348,10 @@ class EMAWeights(ConfigurableCallback):
         if self.ema_at_end:
             assign_values(self._tracked, ema)
         self.ema_weights = _full_weights(model, self._tracked, ema)
+        # Out of the optimizer until the next fit (the values stay here).
+        release_optimizer_variables(
+            self._owner[1], [*self._ema_vars, self._step, self._count]
+        )
 
 
 def _full_weights(model, tracked, values):

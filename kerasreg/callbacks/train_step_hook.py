@@ -20,7 +20,8 @@ starts. `call_when_built(model, setup)` runs `setup()` at once when the
 model is built, and otherwise right before the first train step, once the
 model has been built from the first batch's shapes (as Keras builds it:
 called on symbolic inputs of the batch's shapes and dtypes; the optimizer is
-left to the setup).
+left to the setup). `release_optimizer_variables` removes variables that a
+callback added to the optimizer for the duration of a `fit`.
 """
 
 from __future__ import annotations
@@ -132,6 +133,26 @@ def _build_from_iterator(model, iterator) -> None:
         x,
     )
     model(inputs, training=False)
+
+
+def release_optimizer_variables(optimizer, variables: Sequence) -> bool:
+    """Removes `variables` (added with `optimizer.add_variable`) from `optimizer`.
+
+    Keras has no public way to remove an optimizer variable; this uses the
+    optimizer's own `_untrack_variable` (what Keras uses to drop a replaced
+    learning-rate variable). The variables keep their values.
+
+    Returns:
+        False if this Keras version has no such method (nothing removed).
+    """
+    untrack = getattr(optimizer, "_untrack_variable", None)
+    if untrack is None:
+        return False
+    known = {id(v) for v in optimizer.variables}
+    for variable in variables:
+        if variable is not None and id(variable) in known:
+            untrack(variable)
+    return True
 
 
 class TrainStepHook:

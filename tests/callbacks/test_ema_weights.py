@@ -1,4 +1,5 @@
 import copy
+import warnings
 
 import keras
 import numpy as np
@@ -462,3 +463,42 @@ def test_keras_tuner_trials_with_an_unbuilt_model_complete(tmp_path):
     assert len(trials) == 2
     assert all(t.status == "COMPLETED" for t in trials)
     assert all(np.isfinite(t.score) for t in trials)
+
+
+# -- repeated fits (issue 16) ----------------------------------------------------
+
+
+def test_new_instance_per_fit_does_not_grow_the_optimizer_and_saves_cleanly(
+    tmp_path,
+):
+    # A new EMAWeights per fit used to add a set of optimizer variables each
+    # time (16 -> 22 -> 28), kept in saved models, whose optimizer state then
+    # did not load ("Skipping variable loading for optimizer").
+    x, y = _data()
+    plain = _model(keras.optimizers.Adam(1e-2))
+    plain.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    n = len(plain.optimizer.variables)
+    model = _model(keras.optimizers.Adam(1e-2))
+    reused = EMAWeights(decay=0.9)
+    for callback in (EMAWeights(0.9), EMAWeights(0.9), reused, reused):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+        assert len(model.optimizer.variables) == n
+    # The reused instance still averaged in its second fit.
+    assert not np.allclose(reused.ema_weights[0], reused.training_weights[0])
+    # Its average still swaps in for predict after fit.
+    ema_model = _model()
+    ema_model.set_weights(reused.ema_weights)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0, callbacks=[reused]),
+        ema_model.predict(x, verbose=0),
+        rtol=1e-5,
+    )
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        loaded = keras.models.load_model(path)
+    assert len(loaded.optimizer.variables) == n
+    for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(loaded.optimizer.iterations.numpy()) == 16
