@@ -42,6 +42,7 @@ import keras_tuner  # noqa: E402
 
 from kerasreg.datasets import load_cifar10, train_val_split  # noqa: E402
 from kerasreg.tuners import (  # noqa: E402
+    CoarseToFineOracle,
     CoarseToFineSearch,
     RegularizationHyperModel,
     search_table,
@@ -165,9 +166,12 @@ def run(method, seed, data, args, directory):
     seconds = time.perf_counter() - start
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
     epochs_used, first = 0, None
+    oracle = tuner.oracle
     for n, trial in enumerate(trials, start=1):
-        values = trial.hyperparameters.values
-        epochs_used += values.get("tuner/epochs", args.epochs)
+        epochs = None
+        if isinstance(oracle, CoarseToFineOracle):
+            epochs = oracle.budget_of(trial.trial_id)["epochs"]
+        epochs_used += epochs or args.epochs
         score = trial.score
         if first is None and score is not None and score >= args.threshold:
             first = (n, epochs_used)

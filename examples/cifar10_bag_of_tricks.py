@@ -547,7 +547,12 @@ def tune(data, s: Settings, out_dir: Path, stages: list[dict], seed: int = 0):
     import keras
     import keras_tuner
 
-    from kerasreg.tuners import CoarseToFineSearch, plot_search, search_table
+    from kerasreg.tuners import (
+        CoarseToFineSearch,
+        plot_search,
+        search_table,
+        trial_epochs,
+    )
     from kerasreg.utils import atomic_write_text
 
     (x_train, y_train), (x_val, y_val), _ = data
@@ -566,7 +571,7 @@ def tune(data, s: Settings, out_dir: Path, stages: list[dict], seed: int = 0):
             return values
 
         def _settings(self, hp) -> Settings:
-            epochs = int(hp.values.get("tuner/epochs", s.epochs))
+            epochs = trial_epochs(hp, default=s.epochs)
             return dataclasses.replace(s, epochs=epochs)
 
         def build(self, hp):

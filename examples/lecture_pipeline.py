@@ -216,7 +216,7 @@ def search_with_tuner(data, args, out_dir: Path):
         score = trial.score
         trials.append(
             {
-                "stage": trial.hyperparameters.values.get("tuner/stage"),
+                "stage": tuner.oracle.stage_of(trial.trial_id),
                 "lr": trial.hyperparameters.values["lr"],
                 "reg": trial.hyperparameters.values["reg"],
                 "val_acc": float(score) if score is not None else float("nan"),

@@ -6,7 +6,12 @@ import keras
 
 from kerasreg import utils
 from kerasreg.callbacks.base import ConfigurableCallback
-from kerasreg.callbacks.train_step_hook import TrainStepHook
+from kerasreg.callbacks.train_step_hook import (
+    TrainStepHook,
+    call_when_built,
+    cancel_when_built,
+    release_optimizer_variables,
+)
 from kerasreg.callbacks.weight_swap import WeightSwapper, assign_values, read_values
 
 
@@ -57,8 +62,18 @@ class EMAWeights(ConfigurableCallback):
     optimizer object, averages BatchNormalization statistics, warms the decay
     up and swaps correctly around `predict`.
 
-    The averages live in the optimizer's variables (as with `use_ema=True`),
-    so optimizer checkpoints (`BackupAndRestore`) carry them.
+    During `fit` the averages live in the optimizer's variables (as with
+    `use_ema=True`), so checkpoints written during `fit` (`BackupAndRestore`)
+    carry them. At the end of `fit` they are taken out of the optimizer again
+    (the callback keeps them): repeated `fit`s, with the same or a new
+    `EMAWeights`, do not pile up optimizer variables, and a model saved after
+    `fit` has the optimizer state of a plain `fit` and loads with it.
+
+    Models that are not built before `fit` (`keras.Sequential()` filled with
+    `add`, subclassed models) work too: on TensorFlow, where `fit` builds
+    such a model while tracing the first step, the callback builds it from
+    the first batch's shapes just before that step and starts averaging
+    there, exactly as for a built model.
 
     With `swap_for_eval=True`, validation at the end of each epoch, `evaluate`
     and `predict` (when the callback is passed to them, or during `fit`) and
@@ -275,9 +290,18 @@ class EMAWeights(ConfigurableCallback):
         model = self.model
         if self._hook is not None:
             self._hook.remove()  # an earlier fit that raised
+            self._hook = None
         self._swapper.reset()
         self.training_weights = None
         self.ema_weights = None
+        self._initialized = False
+        if model.optimizer is None:
+            raise ValueError("EMAWeights needs a compiled model (no optimizer).")
+        # Unbuilt models (TensorFlow): just before the first train step.
+        call_when_built(model, self._begin)
+
+    def _begin(self):
+        model = self.model
         self._setup(model)
         self._hook = TrainStepHook(
             [*self._ema_vars, self._step, self._count], self._step_update
@@ -310,16 +334,24 @@ class EMAWeights(ConfigurableCallback):
 
     def on_train_end(self, logs=None):
         model = self.model
+        cancel_when_built(model, self._begin)
         if self._hook is not None:
             self._hook.remove()
+            self._hook = None
         # Back to a known state: the training weights in the model.
         while self._swapper.swapped:
             self._swapper.swap_out(self._tracked)
         self.training_weights = read_values(model.weights)
+        if not self._initialized:  # no train step ran
+            return
         ema = read_values(self._ema_vars)
         if self.ema_at_end:
             assign_values(self._tracked, ema)
         self.ema_weights = _full_weights(model, self._tracked, ema)
+        # Out of the optimizer until the next fit (the values stay here).
+        release_optimizer_variables(
+            self._owner[1], [*self._ema_vars, self._step, self._count]
+        )
 
 
 def _full_weights(model, tracked, values):

@@ -12,6 +12,7 @@ import numpy as np
 from kerasreg import utils
 from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.monitor import is_finite
+from kerasreg.callbacks.train_step_hook import call_when_built, cancel_when_built
 from kerasreg.callbacks.weight_swap import TrainingState
 
 
@@ -109,6 +110,10 @@ class LearningRateFinder(ConfigurableCallback):
     back exactly as they were before. `result` holds `lrs`, `losses`, a
     `suggestion` with the `rule` used, and `plot()`.
 
+    A model that is not built before `fit` (`keras.Sequential()` filled with
+    `add`, a subclassed model) is built from the first batch's shapes; its
+    freshly initialised weights and optimizer state are the ones put back.
+
     The optimizer needs a float (variable) learning rate. Most users call
     `find_learning_rate(model, data)`, which runs the `fit` for them.
 
@@ -174,8 +179,6 @@ class LearningRateFinder(ConfigurableCallback):
         model = self.model
         if model.optimizer is None:
             raise ValueError("LearningRateFinder needs a compiled model.")
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
         lr = model.optimizer.learning_rate
         if not isinstance(lr, keras.Variable):
             raise ValueError(
@@ -183,7 +186,13 @@ class LearningRateFinder(ConfigurableCallback):
                 "optimizer with a float `learning_rate`, not a schedule."
             )
         self._lr_var = lr
-        self._state = TrainingState(model)
+        # The deferred copy below is taken after the first batch has set
+        # the sweep's rate: keep the user's rate from here.
+        self._lr_before = np.array(lr.numpy(), copy=True)
+        self._state = None
+        # An unbuilt model (TensorFlow) is built from the first batch just
+        # before the first step: its initial weights are the ones restored.
+        call_when_built(model, self._save_state)
         self.result = LearningRateFinderResult()
         self._k = 0
         self._avg = 0.0
@@ -232,10 +241,18 @@ class LearningRateFinder(ConfigurableCallback):
         self.result.stop_reason = reason
         self.model.stop_training = True
 
+    def _save_state(self):
+        model = self.model
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        self._state = TrainingState(model)
+
     def on_train_end(self, logs=None):
+        cancel_when_built(self.model, self._save_state)
         if self._state is not None:
             self._state.restore(self.model)
             self._state = None
+        self._lr_var.assign(self._lr_before)
         res = self.result
         if res.stop_reason is None:
             res.stop_reason = "data"

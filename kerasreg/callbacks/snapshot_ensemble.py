@@ -207,8 +207,9 @@ class SnapshotEnsemble(ConfigurableCallback):
         optimizer = self.model.optimizer
         if optimizer is None:
             raise ValueError("SnapshotEnsemble needs a compiled model.")
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
+        # The learning rate and the iteration counter exist before the
+        # optimizer is built; building it here, before `fit` has built an
+        # unbuilt model, would tie it to no variables at all.
         lr = optimizer.learning_rate
         if not isinstance(lr, keras.Variable):
             raise ValueError(

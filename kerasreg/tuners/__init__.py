@@ -16,6 +16,8 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess
 from kerasreg.tuners.coarse_to_fine import (  # noqa: E402, F401
     CoarseToFineOracle,
     CoarseToFineSearch,
+    trial_epochs,
+    trial_stage,
 )
 from kerasreg.tuners.hypermodel import RegularizationHyperModel  # noqa: E402, F401
 from kerasreg.tuners.reporting import plot_search, search_table  # noqa: E402, F401

@@ -16,6 +16,7 @@ import math
 import random
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,50 @@ EXPLODED_METRIC = "exploded"
 DEFAULT_STAGES = ({"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10})
 
 _RUNNING, _IDLE, _STOPPED, _COMPLETED = "RUNNING", "IDLE", "STOPPED", "COMPLETED"
+
+# HyperParameters of a running trial -> its {"stage", "epochs"} (search
+# bookkeeping taken out of the values by `CoarseToFineSearch`).
+_BUDGETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def trial_stage(hp) -> int | None:
+    """The stage (1-based) of the trial whose hyper-parameters are `hp`.
+
+    For use in a hypermodel's `build(hp)` / `fit(hp, ...)` or a tuner's
+    `run_trial` under `CoarseToFineSearch`; None elsewhere.
+    """
+    budget = _BUDGETS.get(hp)
+    if budget is not None:
+        return budget["stage"]
+    return hp.values.get(STAGE_KEY)
+
+
+def trial_epochs(hp, default: int | None = None) -> int | None:
+    """The number of epochs the trial whose hyper-parameters are `hp` trains.
+
+    Under `CoarseToFineSearch`, its stage's `"epochs"` (`default` for a stage
+    without epochs, which keeps the `epochs` given to `search`); with
+    keras-tuner's `Hyperband`, its `"tuner/epochs"`; else `default`. For
+    use in a hypermodel's `build(hp)` (e.g. a learning-rate schedule that
+    spans the trial) or `fit(hp, ...)`.
+
+    Example:
+
+    >>> import keras_tuner
+    >>> trial_epochs(keras_tuner.HyperParameters(), default=10)
+    10
+    """
+    budget = _BUDGETS.get(hp)
+    epochs = budget["epochs"] if budget is not None else hp.values.get(EPOCHS_KEY)
+    return default if epochs is None else int(epochs)
+
+
+def _take_bookkeeping(hp) -> dict:
+    """Pops the search's bookkeeping out of `hp.values`."""
+    return {
+        "stage": hp.values.pop(STAGE_KEY, None),
+        "epochs": hp.values.pop(EPOCHS_KEY, None),
+    }
 
 
 def _check_stages(stages: Any) -> list[dict]:
@@ -83,14 +128,22 @@ class CoarseToFineOracle(keras_tuner.Oracle):
 
     Hyper-parameters that no top trial used (inactive conditional ones) keep
     their previous range; exploding trials (scored +-inf) never count as top
-    trials. The oracle alone decides which stage a trial belongs to: it writes
-    the stage number and its epochs into the trial's values (`"tuner/stage"`,
-    `"tuner/epochs"`, as `Hyperband` does with `"tuner/epochs"`) and keeps the
-    stage, the stage of every trial and the ranges of every stage in its
-    saved state, so a search resumed with `overwrite=False` goes on in the
-    same stage, and a distributed search (one chief oracle, many workers)
-    respects every stage boundary. If a stage's narrowed space runs out of new
-    values (small discrete spaces), the stage ends early.
+    trials. The oracle alone decides which stage a trial belongs to and keeps
+    the stage, the stage of every trial (`stage_of`) and the ranges of every
+    stage in its saved state, so a search resumed with `overwrite=False` goes
+    on in the same stage, and a distributed search (one chief oracle, many
+    workers) respects every stage boundary. If a stage's narrowed space runs
+    out of new values (small discrete spaces), the stage ends early.
+
+    The stage and its epochs travel to the tuner (possibly a worker) in the
+    new trial's values, as `"tuner/stage"` and `"tuner/epochs"` (the only
+    part of a trial keras-tuner sends to workers; `Hyperband` does the same
+    with `"tuner/epochs"`). They are search bookkeeping, not hyper-parameters:
+    `CoarseToFineSearch` takes them out of the values before the hypermodel
+    sees them (read them with `trial_stage(hp)` / `trial_epochs(hp)`), and the
+    oracle takes them out of every trial it ends, so the recorded trials,
+    `get_best_hyperparameters()` and the summaries hold only the searched
+    hyper-parameters (`build(**best_hp.values)` works).
 
     Args:
         objective: A string, `keras_tuner.Objective` or list of them: what to
@@ -344,15 +397,47 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                     hps.values[hp.name] = narrowing.sample(hp, ranges.get(hp.name), rng)
                     self._seed_state += 1
             values = dict(hps.values)
-            values[STAGE_KEY] = info["stage"]
-            if info["epochs"] is not None:
-                values[EPOCHS_KEY] = info["epochs"]
+            values.update(self._bookkeeping(info["stage"] - 1))
             if self._duplicate(values):
                 collisions += 1
                 if collisions > self._max_collisions:
                     return None
                 continue
             return values
+
+    def end_trial(self, trial):
+        # Bookkeeping out of the recorded values (a worker's trial comes back
+        # with the values it was sent, unless its tuner took them out).
+        _take_bookkeeping(trial.hyperparameters)
+        return super().end_trial(trial)
+
+    def _record_values(self, trial):
+        # keras-tuner's duplicate record, hashed with the trial's stage and
+        # epochs whether or not they are still in the values: a configuration
+        # may come back in a later stage, never twice in one.
+        hp = trial.hyperparameters
+        hp.ensure_active_values()
+        values = dict(hp.values)
+        if trial.trial_id in self._stage_of:
+            values.update(self._bookkeeping(self._stage_of[trial.trial_id]))
+        new_hash = self._compute_values_hash(values)
+        self._tried_so_far.add(new_hash)
+        old_hash = self._id_to_hash[trial.trial_id]
+        if old_hash != new_hash:
+            self._id_to_hash[trial.trial_id] = new_hash
+            self._tried_so_far.discard(old_hash)
+
+    def _bookkeeping(self, index: int) -> dict:
+        """The values that tell a trial of stage `index` (0-based) its budget."""
+        values = {STAGE_KEY: index + 1}
+        if self.stages[index]["epochs"] is not None:
+            values[EPOCHS_KEY] = self.stages[index]["epochs"]
+        return values
+
+    def budget_of(self, trial_id: str) -> dict:
+        """`{"stage": ..., "epochs": ...}` of a trial (epochs None: `search`'s)."""
+        stage = self.stage_of(trial_id)
+        return {"stage": stage, "epochs": self.stages[stage - 1]["epochs"]}
 
     # -- state (saved with every trial; restored by `overwrite=False`) ------
 
@@ -398,7 +483,8 @@ class CoarseToFineSearch(keras_tuner.Tuner):
     narrow the space). This tuner adds two things to `keras_tuner.Tuner`:
 
     - each trial trains for its stage's `"epochs"` (overriding the `epochs`
-      given to `search`);
+      given to `search`); a hypermodel reads them with `trial_epochs(hp)`
+      and the stage with `trial_stage(hp)`: they are not among `hp.values`;
     - each execution gets its own `kerasreg.callbacks.ExplosionDetector`
       (`monitor="loss"`, `factor=explosion_factor`, `warmup_batches=1`): a
       trial whose cost goes above `explosion_factor` x its initial cost (the
@@ -509,13 +595,23 @@ class CoarseToFineSearch(keras_tuner.Tuner):
 
     def on_trial_begin(self, trial):
         self._asked_without_trial = False
+        # The stage and epochs out of the hyper-parameters, before anything
+        # (run_trial, the hypermodel) reads them; `trial_epochs(hp)` finds them.
+        hp = trial.hyperparameters
+        budget = _take_bookkeeping(hp)
+        if budget["stage"] is None and isinstance(self.oracle, CoarseToFineOracle):
+            try:  # the chief's own record (e.g. a trial resumed from disk)
+                budget = self.oracle.budget_of(trial.trial_id)
+            except KeyError:
+                pass
+        _BUDGETS[hp] = budget
         super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
         """Trains one configuration for its stage's epochs."""
-        epochs = trial.hyperparameters.values.get(EPOCHS_KEY)
+        epochs = trial_epochs(trial.hyperparameters)
         if epochs is not None:
-            kwargs["epochs"] = int(epochs)
+            kwargs["epochs"] = epochs
         return super().run_trial(trial, *args, **kwargs)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):

@@ -35,6 +35,15 @@ def _stage(oracle, trial) -> int | None:
     return trial.hyperparameters.values.get(STAGE_KEY)
 
 
+def _epochs(oracle, trial) -> int | None:
+    if isinstance(oracle, CoarseToFineOracle):
+        try:
+            return oracle.budget_of(trial.trial_id)["epochs"]
+        except KeyError:
+            pass
+    return trial.hyperparameters.values.get(EPOCHS_KEY)
+
+
 def _exploded(trial) -> bool:
     return trial.metrics.exists(EXPLODED_METRIC)
 
@@ -111,7 +120,7 @@ def search_table(tuner: Any) -> SearchTable:
         stage = _stage(oracle, trial)
         if stage is not None:
             row["stage"] = stage
-            row["epochs"] = values.get(EPOCHS_KEY)
+            row["epochs"] = _epochs(oracle, trial)
         row["status"] = trial.status
         row["score"] = trial.score
         row["exploded"] = _exploded(trial)

@@ -1,4 +1,5 @@
 import copy
+import warnings
 
 import keras
 import numpy as np
@@ -335,3 +336,169 @@ def test_early_stopping_after_ema_keeps_the_best_averaged_weights():
     # What the probe saw at the end of each epoch were the EMA weights.
     for got, want in zip(probe.weights[-1], ema.ema_weights):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# -- models that are not built before fit (issue 16) ---------------------------
+
+
+class SubclassedNet(keras.Model):
+    """A subclassed model: no variables until it is called."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(3)
+        self.norm = keras.layers.BatchNormalization()
+        self.out = keras.layers.Dense(2)
+
+    def call(self, x, training=False):
+        return self.out(self.norm(self.hidden(x), training=training))
+
+
+def _layers():
+    return [
+        keras.layers.Dense(3),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dense(2),
+    ]
+
+
+def _unbuilt(kind):
+    """An unbuilt model and a built twin with the same initial weights."""
+    keras.utils.set_random_seed(7)
+    if kind == "sequential_add":
+        model = keras.Sequential()
+        for layer in _layers():
+            model.add(layer)
+    elif kind == "subclassed":
+        model = SubclassedNet()
+    else:  # functional: always built, the reference case
+        inputs = keras.Input((4,))
+        h = inputs
+        for layer in _layers():
+            h = layer(h)
+        model = keras.Model(inputs, h)
+    keras.utils.set_random_seed(7)
+    twin = _model()
+    for m in (model, twin):
+        m.compile(keras.optimizers.Adam(1e-2), "mse")
+    return model, twin
+
+
+@pytest.mark.parametrize("kind", ["sequential_add", "subclassed", "functional"])
+def test_unbuilt_model_averages_like_a_built_one(kind):
+    # keras.Sequential() + add(...) and subclassed models used to fail on
+    # TensorFlow with "Unknown variable ... This optimizer can only be called
+    # for the variables it was originally built with".
+    x, y = _data()
+    model, twin = _unbuilt(kind)
+    emas = []
+    for m in (model, twin):
+        # warmup=False: the first update mixes in the starting weights, so
+        # the average must start from the weights before the first step.
+        ema = EMAWeights(decay=0.8, warmup=False, ema_at_end=False)
+        m.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=[ema])
+        emas.append(ema)
+    assert len(emas[0].averaged_variables) == len(emas[1].averaged_variables) == 8
+    # Same initial weights, same training, same average.
+    for a, b in zip(emas[0].training_weights, emas[1].training_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(emas[0].ema_weights, emas[1].ema_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(emas[0].ema_weights[0], emas[0].training_weights[0])
+    assert len(model.optimizer.variables) == len(twin.optimizer.variables)
+    assert "train_step" not in model.__dict__
+    # The model trains normally afterwards, with and without the callback.
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[EMAWeights(0.9)])
+
+
+def test_unbuilt_model_fit_without_steps_leaves_no_trace():
+    x, y = _data()
+    model, twin = _unbuilt("sequential_add")
+    ema = EMAWeights(decay=0.9)
+    model.fit(x, y, batch_size=8, epochs=0, verbose=0, callbacks=[ema])
+    # No step, nothing averaged (TensorFlow never built the model; JAX did,
+    # and the average is the starting weights).
+    if ema.ema_weights is not None:
+        for a, b in zip(ema.ema_weights, ema.training_weights):
+            np.testing.assert_array_equal(a, b)
+    # A plain fit afterwards runs no left-over setup of the callback.
+    for m in (model, twin):
+        m.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert "train_step" not in model.__dict__
+    assert int(model.optimizer.iterations.numpy()) == 4
+    assert len(model.optimizer.variables) == len(twin.optimizer.variables)
+
+
+@pytest.mark.slow
+def test_keras_tuner_trials_with_an_unbuilt_model_complete(tmp_path):
+    keras_tuner = pytest.importorskip("keras_tuner")
+    x, y = _data()
+
+    def build(hp):
+        model = keras.Sequential()  # the keras-tuner guide's style: no Input
+        model.add(keras.layers.Dense(hp.Int("units", 2, 4)))
+        model.add(keras.layers.Dense(2))
+        model.compile(keras.optimizers.Adam(1e-2), "mse")
+        return model
+
+    tuner = keras_tuner.RandomSearch(
+        build,
+        objective="val_loss",
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="unbuilt",
+    )
+    tuner.search(
+        x,
+        y,
+        epochs=1,
+        batch_size=8,
+        validation_data=(x, y),
+        verbose=0,
+        callbacks=[EMAWeights(decay=0.9)],
+    )
+    trials = tuner.oracle.trials.values()
+    assert len(trials) == 2
+    assert all(t.status == "COMPLETED" for t in trials)
+    assert all(np.isfinite(t.score) for t in trials)
+
+
+# -- repeated fits (issue 16) ----------------------------------------------------
+
+
+def test_new_instance_per_fit_does_not_grow_the_optimizer_and_saves_cleanly(
+    tmp_path,
+):
+    # A new EMAWeights per fit used to add a set of optimizer variables each
+    # time (16 -> 22 -> 28), kept in saved models, whose optimizer state then
+    # did not load ("Skipping variable loading for optimizer").
+    x, y = _data()
+    plain = _model(keras.optimizers.Adam(1e-2))
+    plain.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    n = len(plain.optimizer.variables)
+    model = _model(keras.optimizers.Adam(1e-2))
+    reused = EMAWeights(decay=0.9)
+    for callback in (EMAWeights(0.9), EMAWeights(0.9), reused, reused):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+        assert len(model.optimizer.variables) == n
+    # The reused instance still averaged in its second fit.
+    assert not np.allclose(reused.ema_weights[0], reused.training_weights[0])
+    # Its average still swaps in for predict after fit.
+    ema_model = _model()
+    ema_model.set_weights(reused.ema_weights)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0, callbacks=[reused]),
+        ema_model.predict(x, verbose=0),
+        rtol=1e-5,
+    )
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        loaded = keras.models.load_model(path)
+    assert len(loaded.optimizer.variables) == n
+    for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(loaded.optimizer.iterations.numpy()) == 16

@@ -165,3 +165,64 @@ def test_mirrored_strategy():
     assert len(result.lrs) == 8
     for a, b in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
+
+
+class SubclassedNet(keras.Model):
+    """A subclassed classifier: no variables until it is called."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def _unbuilt(kind):
+    """An unbuilt model and a built twin with the same initial weights."""
+    keras.utils.set_random_seed(5)
+    if kind == "sequential_add":
+        model = keras.Sequential()
+        model.add(keras.layers.Dense(16, activation="relu"))
+        model.add(keras.layers.Dense(3, activation="softmax"))
+    elif kind == "subclassed":
+        model = SubclassedNet()
+    else:
+        model = toolkit.tiny_model(compile=False)
+    keras.utils.set_random_seed(5)
+    twin = toolkit.tiny_model(compile=False)
+    for m in (model, twin):
+        m.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return model, twin
+
+
+@pytest.mark.parametrize("kind", ["sequential_add", "subclassed", "functional"])
+def test_unbuilt_model_is_left_as_freshly_built(kind):
+    # Unbuilt models used to fail on TensorFlow ("Unknown variable ... This
+    # optimizer can only be called for the variables it was originally built
+    # with"). Now the sweep runs, and afterwards the model holds its freshly
+    # initialised weights and an untouched optimizer, as a built twin would.
+    x, y = toolkit.classification_data(256, 8, 3)
+    model, twin = _unbuilt(kind)
+    initial = twin.get_weights()
+    results = []
+    for m in (model, twin):
+        keras.utils.set_random_seed(0)  # the same shuffling
+        results.append(
+            find_learning_rate(m, (x, y), min_lr=1e-4, max_lr=10.0, steps=20)
+        )
+    assert len(results[0].lrs) == len(results[1].lrs) > 2
+    np.testing.assert_allclose(results[0].losses, results[1].losses, rtol=1e-4)
+    for a, b in zip(model.get_weights(), initial):
+        np.testing.assert_array_equal(a, b)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    assert len(model.optimizer.variables) == len(twin.optimizer.variables)
+    for a in _opt_state(model)[2:]:  # the moments are zero again
+        assert not np.any(a)
+    # Training afterwards is training from the initial weights.
+    for m in (model, twin):
+        m.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

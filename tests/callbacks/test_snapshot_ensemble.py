@@ -237,3 +237,54 @@ def test_mirrored_strategy(tmp_path):
     want = 0.05 * (1 + np.cos(np.pi * (np.arange(8) % 4) / 4))
     np.testing.assert_allclose(rec.lrs, want, rtol=1e-5, atol=1e-7)
     assert not math.isnan(rec.lrs[-1])
+
+
+class SubclassedNet(keras.Model):
+    """A subclassed classifier: no variables until it is called."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def _unbuilt(kind):
+    if kind == "sequential_add":
+        model = keras.Sequential()
+        model.add(keras.layers.Dense(16, activation="relu"))
+        model.add(keras.layers.Dense(3, activation="softmax"))
+    elif kind == "subclassed":
+        model = SubclassedNet()
+    else:
+        model = toolkit.tiny_model(compile=False)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("kind", ["sequential_add", "subclassed", "functional"])
+def test_unbuilt_model(kind, tmp_path):
+    # Unbuilt models used to fail on TensorFlow ("Unknown variable ... This
+    # optimizer can only be called for the variables it was originally built
+    # with"): the callback built the optimizer on no variables.
+    x, y = toolkit.classification_data(64, 8, 3)
+    model = _unbuilt(kind)
+    rec = _LrRecorder()
+    snap = SnapshotEnsemble(cycles=2, max_lr=0.1, min_lr=0.001, directory=tmp_path)
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[rec, snap])
+    pos = np.arange(4 * 4) / 4
+    want = 0.001 + 0.0495 * (1 + np.cos(np.pi * (pos % 2) / 2))
+    np.testing.assert_allclose(rec.lrs, want, rtol=1e-5)
+    assert len(snap.snapshots) == 2 and all(os.path.exists(p) for p in snap.snapshots)
+    assert len(model.optimizer.variables) == 2  # SGD: iterations, learning rate
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    before = model.get_weights()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # trains normally after
+    assert not all(np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+    if kind != "subclassed":
+        ens = snap.ensemble(last=1)
+        np.testing.assert_allclose(
+            ens.members[0].predict(x, verbose=0), ens.predict(x, verbose=0), rtol=1e-6
+        )

@@ -11,7 +11,7 @@ import math
 
 import keras_tuner
 
-from kerasreg.tuners import CoarseToFineSearch
+from kerasreg.tuners import CoarseToFineSearch, trial_epochs, trial_stage
 
 OPTIMUM = {"learning_rate": 1e-3, "l2": 1e-2, "activation": "relu"}
 
@@ -46,7 +46,6 @@ class SyntheticSearch(CoarseToFineSearch):
         values = trial.hyperparameters.values
         if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
             raise KeyboardInterrupt("simulated interruption")
-        self.calls.append(
-            (trial.trial_id, values["tuner/stage"], values.get("tuner/epochs"))
-        )
+        hp = trial.hyperparameters
+        self.calls.append((trial.trial_id, trial_stage(hp), trial_epochs(hp)))
         return {"score": objective_value(values)}

@@ -13,7 +13,12 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from kerasreg.tuners import CoarseToFineOracle, CoarseToFineSearch
+from kerasreg.tuners import (
+    CoarseToFineOracle,
+    CoarseToFineSearch,
+    trial_epochs,
+    trial_stage,
+)
 from kerasreg.tuners.coarse_to_fine import EXPLODED_METRIC
 from tests import toolkit
 from tests.tuners.synthetic import OPTIMUM, SyntheticSearch, objective_value
@@ -224,6 +229,7 @@ _DISTRIBUTED_SCRIPT = textwrap.dedent(
     with open(os.path.join({log_dir!r}, os.environ["KERASTUNER_TUNER_ID"] + ".imports"),
               "w") as f:
         f.write(str("keras_tuner" in sys.modules))
+    from kerasreg.tuners import trial_epochs, trial_stage
     from tests.tuners.synthetic import SyntheticSearch, objective_value
 
     class Logged(SyntheticSearch):
@@ -231,8 +237,10 @@ _DISTRIBUTED_SCRIPT = textwrap.dedent(
             start = time.time()
             time.sleep(0.5)  # 7 trials: both workers get some
             values = trial.hyperparameters.values
-            record = dict(trial_id=trial.trial_id, stage=values["tuner/stage"],
-                          epochs=values.get("tuner/epochs"), start=start,
+            assert not any(k.startswith("tuner/") for k in values), values
+            record = dict(trial_id=trial.trial_id,
+                          stage=trial_stage(trial.hyperparameters),
+                          epochs=trial_epochs(trial.hyperparameters), start=start,
                           end=time.time(), tuner=os.environ["KERASTUNER_TUNER_ID"])
             with open(os.path.join({log_dir!r}, record["tuner"] + ".jsonl"), "a") as f:
                 f.write(json.dumps(record) + "\\n")
@@ -475,3 +483,102 @@ def test_bad_tuner_arguments(tmp_path):
 
 def test_objective_value_helper_has_its_optimum():
     assert objective_value(OPTIMUM) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Search bookkeeping is not a hyper-parameter (issue 16)
+# ---------------------------------------------------------------------------
+
+
+def _build_from_values(units, learning_rate):
+    """The keras-tuner guide's style: a builder of plain keyword arguments."""
+    model = keras.Sequential()  # not built before fit, too
+    model.add(keras.layers.Dense(units, activation="relu"))
+    model.add(keras.layers.Dense(3, activation="softmax"))
+    model.compile(
+        keras.optimizers.SGD(learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class _ValuesHyperModel(keras_tuner.HyperModel):
+    seen = []
+    fit_epochs = []
+
+    def fit(self, hp, model, *args, **kwargs):
+        _ValuesHyperModel.fit_epochs.append(kwargs["epochs"])
+        return super().fit(hp, model, *args, **kwargs)
+
+    def build(self, hp):
+        _ValuesHyperModel.seen.append(
+            (sorted(hp.values), trial_stage(hp), trial_epochs(hp, default=99))
+        )
+        return _build_from_values(
+            hp.Int("units", 4, 16),
+            hp.Float("learning_rate", 1e-3, 1e-1, sampling="log"),
+        )
+
+
+def test_best_hyperparameters_are_only_the_searched_ones(tmp_path, capsys):
+    # best_hp.values used to contain "tuner/stage" and "tuner/epochs":
+    # build(**best_hp.values) raised "unexpected keyword argument
+    # 'tuner/stage'" and the summaries listed them as hyper-parameters.
+    x, y = toolkit.classification_data(32, 8, 3)
+    _ValuesHyperModel.seen, _ValuesHyperModel.fit_epochs = [], []
+    tuner = CoarseToFineSearch(
+        _ValuesHyperModel(),
+        objective="val_accuracy",
+        stages=[{"trials": 2, "epochs": 1}, {"trials": 1, "epochs": 2}, {"trials": 1}],
+        top_k=1,
+        seed=3,
+        explosion_factor=None,
+        directory=str(tmp_path),
+        project_name="values",
+    )
+    tuner.search(x, y, validation_data=(x, y), batch_size=16, epochs=3, verbose=0)
+    # The hypermodel saw only its hyper-parameters, and the stage and epochs
+    # through the public helpers (a stage without epochs: the default; the
+    # first build is keras-tuner declaring the space, outside any trial).
+    seen = _ValuesHyperModel.seen
+    assert [s[1:] for s in seen] == [(None, 99), (1, 1), (1, 1), (2, 2), (3, 99)]
+    assert all(names == ["learning_rate", "units"] for names, _, _ in seen[1:])
+    best_hp = tuner.get_best_hyperparameters()[0]
+    assert sorted(best_hp.values) == ["learning_rate", "units"]
+    model = _build_from_values(**best_hp.values)
+    model.fit(x, y, epochs=1, verbose=0)
+    # Every recorded trial is clean; the oracle still knows stages and epochs.
+    oracle = tuner.oracle
+    for trial in oracle.trials.values():
+        assert sorted(trial.hyperparameters.values) == ["learning_rate", "units"]
+    stages = sorted(oracle.stage_of(t) for t in oracle.trials)
+    assert stages == [1, 1, 2, 3]
+    assert [oracle.budget_of(t)["epochs"] for t in sorted(oracle.trials)][-1] is None
+    assert _ValuesHyperModel.fit_epochs == [1, 1, 2, 3]  # search()'s for stage 3
+    capsys.readouterr()
+    tuner.results_summary()
+    assert "tuner/" not in capsys.readouterr().out
+    # The saved trials are clean too (a reloaded project reads them).
+    reloaded = CoarseToFineSearch(
+        _ValuesHyperModel(),
+        objective="val_accuracy",
+        stages=[{"trials": 2, "epochs": 1}, {"trials": 1, "epochs": 2}, {"trials": 1}],
+        top_k=1,
+        seed=3,
+        directory=str(tmp_path),
+        project_name="values",
+        overwrite=False,
+    )
+    assert sorted(reloaded.get_best_hyperparameters()[0].values) == [
+        "learning_rate",
+        "units",
+    ]
+    assert sorted(reloaded.oracle.stage_of(t) for t in reloaded.oracle.trials) == stages
+
+
+def test_trial_epochs_reads_hyperband_bookkeeping():
+    hp = keras_tuner.HyperParameters()
+    assert trial_epochs(hp) is None and trial_stage(hp) is None
+    hp.values["tuner/epochs"] = 4
+    assert trial_epochs(hp, default=1) == 4
