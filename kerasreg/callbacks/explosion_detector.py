@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 
 import keras
 
@@ -44,15 +45,25 @@ def _noop(*args, **kwargs):
 class ExplosionDetector(ConfigurableCallback):
     """Stops training when the cost explodes or becomes NaN / infinite.
 
-    The reference is the cost at the start of training: the value of
-    `monitor` after the first `warmup_batches` batches of the first epoch
-    (Keras reports the running mean of the epoch in batch logs, so this is the
-    mean cost of those batches), or the first epoch's value if the epoch is
-    shorter or `monitor` is only reported per epoch (e.g. `"val_loss"`). When
-    the monitored value goes above `factor` x reference, or is NaN / inf,
-    training stops at that batch, the weights (and the optimizer state) kept
-    at the start of the epoch are put back, and a message says what happened
-    and suggests a smaller learning rate. The event is recorded in
+    The reference is the original cost: the value of `monitor` at the first
+    batch of training (the loss of the initial weights, before any update),
+    or the mean of the first `warmup_batches` batches (Keras reports the
+    running mean of the epoch in batch logs). During the warm-up every batch
+    is already checked against the first batch's cost, so an explosion in the
+    very first steps stops training too. If `monitor` is only reported per
+    epoch (e.g. `"val_loss"`), or the first epoch is shorter than the
+    warm-up, the reference is the first epoch's value.
+
+    The cost has exploded when it is NaN / inf, or when it rose above the
+    reference by more than `factor - 1` times the reference's magnitude:
+    `value > reference + (factor - 1) * max(|reference|, min_scale)`. For a
+    positive reference (cross-entropy, MSE) larger than `min_scale` that is
+    the classic "cost > `factor` x the original cost"; it keeps its meaning
+    for costs that start at zero or below (cosine-similarity losses, losses
+    with a negative offset), where a plain ratio would stop stable runs.
+    Training then stops at that batch, the weights (and the optimizer state)
+    kept at the start of the epoch are put back, and a message says what
+    happened and suggests a smaller learning rate. The event is recorded in
     `exploded_at_epoch`, `exploded_at_batch`, `value`, `reference` and
     `message`.
 
@@ -65,17 +76,24 @@ class ExplosionDetector(ConfigurableCallback):
 
     The batch check only reads the logs Keras already computed, so the
     callback is declared `async_safe`: it does not disable Keras's
-    asynchronous callback dispatch. Because of that, training may run one or
-    two more batches before it stops; the weights put back are those of the
-    epoch start in any case.
+    asynchronous callback dispatch. Keras then runs the batch hooks in a
+    thread pool, in any order within an epoch (it waits for all of them at
+    the end of the epoch); the detector keys every value by its batch index,
+    so the reference is always that of the first batches and the batch
+    reported is the first one that exploded, whatever order they arrive in.
+    Training may run one or two more batches before it stops; the weights
+    put back are those of the epoch start in any case.
 
     Args:
         monitor: The cost to watch (a loss: lower is better). Defaults to
             `"loss"`.
         factor: Explosion threshold, relative to the reference, > 1.
             Defaults to `3.0`.
-        warmup_batches: Number of batches whose mean cost is the reference.
-            Defaults to `10`.
+        warmup_batches: Number of first batches whose mean cost is the
+            reference (1: the first batch's cost, the original cost).
+            Defaults to `1`.
+        min_scale: Smallest magnitude of the reference, in the cost's units,
+            used for the threshold (see above), >= 0. Defaults to `0.1`.
         restore_weights: Whether to put the weights and optimizer state of the
             start of the exploded epoch back. Defaults to `True`.
         raise_error: Raise `TrainingExplodedError` (after restoring the
@@ -105,7 +123,8 @@ class ExplosionDetector(ConfigurableCallback):
         self,
         monitor: str = "loss",
         factor: float = 3.0,
-        warmup_batches: int = 10,
+        warmup_batches: int = 1,
+        min_scale: float = 0.1,
         restore_weights: bool = True,
         raise_error: bool = False,
         verbose: int = 1,
@@ -115,6 +134,7 @@ class ExplosionDetector(ConfigurableCallback):
         self.monitor = monitor
         self.factor = utils.check_float("factor", factor, 1.0, low_inclusive=False)
         self.warmup_batches = utils.check_int("warmup_batches", warmup_batches, 1)
+        self.min_scale = utils.check_float("min_scale", min_scale, 0.0)
         self.restore_weights = bool(restore_weights)
         self.raise_error = bool(raise_error)
         self.verbose = int(verbose)
@@ -134,6 +154,9 @@ class ExplosionDetector(ConfigurableCallback):
         self._protected = []
         self._siblings = []
         self._reason = None
+        self._first_cost = None  # the first batch's cost: the warm-up reference
+        self._pending = {}  # batch -> cost seen before the first batch's cost
+        self._lock = threading.Lock()
         self._monitor.reset()
 
     # -- configuration -----------------------------------------------------
@@ -143,6 +166,7 @@ class ExplosionDetector(ConfigurableCallback):
             "monitor": self.monitor,
             "factor": self.factor,
             "warmup_batches": self.warmup_batches,
+            "min_scale": self.min_scale,
             "restore_weights": self.restore_weights,
             "raise_error": self.raise_error,
             "verbose": self.verbose,
@@ -150,16 +174,37 @@ class ExplosionDetector(ConfigurableCallback):
 
     # -- decision ------------------------------------------------------------
 
-    def check(self, value: float) -> str | None:
-        """The reason to stop for `value`, or None. Pure: changes nothing."""
+    def threshold(self, reference: float | None = None) -> float | None:
+        """The cost above which training has exploded (None: no reference)."""
+        reference = self.reference if reference is None else reference
+        if reference is None:
+            return None
+        return reference + (self.factor - 1.0) * max(abs(reference), self.min_scale)
+
+    def check(self, value: float, reference: float | None = None) -> str | None:
+        """The reason to stop for `value`, or None. Pure: changes nothing.
+
+        Args:
+            value: The monitored cost.
+            reference: The reference to compare with. Defaults to
+                `self.reference`.
+        """
         if not is_finite(value):
             return f"`{self.monitor}` = {value} is not finite"
-        if self.reference is not None and value > self.factor * self.reference:
+        reference = self.reference if reference is None else reference
+        limit = self.threshold(reference)
+        if limit is None or value <= limit:
+            return None
+        scale = max(abs(reference), self.min_scale)
+        if reference == scale:  # a positive reference: the classic ratio
             return (
                 f"`{self.monitor}` = {value:.6g} is above {self.factor:g} x the "
-                f"reference {self.reference:.6g} (= {self.factor * self.reference:.6g})"
+                f"reference {reference:.6g} (= {limit:.6g})"
             )
-        return None
+        return (
+            f"`{self.monitor}` = {value:.6g} is above the reference {reference:.6g} "
+            f"+ {self.factor - 1:g} x {scale:.6g} (= {limit:.6g})"
+        )
 
     # -- hooks ---------------------------------------------------------------
 
@@ -189,22 +234,39 @@ class ExplosionDetector(ConfigurableCallback):
             self._good_state = TrainingState(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        # Runs in Keras's callback thread: record and ask to stop, no more.
-        if self.exploded or not logs or self.monitor not in logs:
+        # Runs in Keras's callback thread pool, in any order within an epoch:
+        # record and ask to stop, no more.
+        if not logs or self.monitor not in logs:
             return
         value = float(logs[self.monitor])
-        reason = self.check(value)
+        with self._lock:
+            first = self._epoch == self._first_epoch
+            if first and batch == 0:
+                self._first_cost = value
+            if first and self._first_cost is None:
+                if is_finite(value):
+                    self._pending[batch] = value  # checked once batch 0 is in
+                else:
+                    self._see(first, batch, value)
+                return
+            todo = {**self._pending, batch: value}
+            self._pending = {}
+            for b, v in sorted(todo.items()):
+                self._see(first, b, v)
+
+    def _see(self, first: bool, batch: int, value: float) -> None:
+        """Checks one batch's cost, in batch order within the first epoch."""
+        reference = self.reference
+        if reference is None and first:
+            reference = self._first_cost  # the warm-up's reference
+        reason = self.check(value, reference)
         if reason is not None:
             self._explode(self._epoch, batch, value, reason)
-            return
-        if (
-            self.reference is None
-            and self._epoch == self._first_epoch
-            and batch >= self.warmup_batches - 1
-        ):
+        elif first and self.reference is None and batch == self.warmup_batches - 1:
             self.reference = value
 
     def on_epoch_end(self, epoch, logs=None):
+        self._pending = {}  # Keras has run every batch hook of the epoch
         if not self.exploded:
             value = self._monitor.get(logs, "ExplosionDetector")
             if value is not None:
@@ -224,6 +286,16 @@ class ExplosionDetector(ConfigurableCallback):
     # -- the event -------------------------------------------------------------
 
     def _explode(self, epoch, batch, value, reason):
+        if self.exploded:
+            # Out-of-order hooks: report the first batch that exploded.
+            if (
+                epoch == self.exploded_at_epoch
+                and batch is not None
+                and self.exploded_at_batch is not None
+                and batch < self.exploded_at_batch
+            ):
+                self.exploded_at_batch, self.value, self._reason = batch, value, reason
+            return
         self.exploded = True
         self.exploded_at_epoch = epoch
         self.exploded_at_batch = batch

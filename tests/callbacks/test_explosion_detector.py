@@ -27,8 +27,23 @@ def _batches(values):
         ([2.0, NAN, 1.9], 3.0, 5, (0, 1)),  # NaN during the warm-up too
         ([2.0, 2.0, INF], 3.0, 1, (0, 2)),
         ([2.0, 2.0, -INF], 3.0, 1, (0, 2)),
-        ([1.0, 3.0, 2.5], 2.0, 2, None),  # reference = 3.0 (mean of 2 batches)
-        ([1.0, 3.0, 6.5], 2.0, 2, (0, 2)),
+        ([2.0, 2.4, 4.7], 2.0, 2, None),  # reference = 2.4 (mean of 2 batches)
+        ([2.0, 2.4, 4.9], 2.0, 2, (0, 2)),  # 4.9 > 2 x 2.4
+        # Inside the warm-up the first batch's cost is the reference already.
+        ([1.0, 3.0, 2.5], 2.0, 2, (0, 1)),
+        ([2.3, 9.0, 8e8], 3.0, 10, (0, 1)),
+        # The default: the reference is the first batch's (original) cost.
+        ([2.3, 2.2, 6.8], 3.0, 1, None),
+        ([2.3, 2.2, 7.0], 3.0, 1, (0, 2)),
+        # Costs that start at zero or below: the threshold uses the magnitude
+        # (at least min_scale = 0.1), so stable runs go on ...
+        ([0.0, 0.01, 0.05, 0.15], 3.0, 1, None),  # threshold 0 + 2 x 0.1
+        ([-0.02, -0.05, 0.03, -0.3, -0.6], 3.0, 1, None),  # a cosine loss
+        ([-1.0, -1.5, -2.0, -2.8], 3.0, 1, None),  # threshold -1 + 2 x 1 = 1
+        # ... and explosions still stop them.
+        ([0.0, 0.01, 0.25], 3.0, 1, (0, 2)),
+        ([-1.0, -1.5, 1.2], 3.0, 1, (0, 2)),
+        ([-0.02, -0.05, NAN], 3.0, 1, (0, 2)),
     ],
 )
 def test_scripted_batches(batch_values, factor, warmup, expected):
@@ -36,7 +51,7 @@ def test_scripted_batches(batch_values, factor, warmup, expected):
     model = toolkit.tiny_model()
     stopped = toolkit.run_scripted(
         det,
-        [{"loss": 1.0}],
+        [{"loss": batch_values[0]}],  # the epoch's value never decides here
         model=model,
         batch_logs=[_batches(batch_values)],
     )
@@ -46,6 +61,75 @@ def test_scripted_batches(batch_values, factor, warmup, expected):
         assert stopped == 0
         assert (det.exploded_at_epoch, det.exploded_at_batch) == expected
         assert "smaller learning rate" in det.message
+
+
+@pytest.mark.parametrize(
+    "order, expected_batch",
+    [
+        ([2, 0, 1, 3], 2),  # batch 2 exploded and was seen first
+        ([3, 2, 1, 0], 2),  # the first exploding batch is reported
+        ([1, 3, 0, 2], 2),
+        ([0, 1, 2, 3], 2),
+    ],
+)
+def test_out_of_order_batch_hooks(order, expected_batch):
+    """Keras's async dispatch runs an epoch's batch hooks in any order."""
+    values = [2.0, 2.1, 7.0, 9.0]  # 7.0 > 3 x 2.0: batch 2 exploded
+    det = ExplosionDetector(verbose=0)
+    model = toolkit.tiny_model()
+    det.set_model(model)
+    det.on_train_begin({})
+    det.on_epoch_begin(0, {})
+    for batch in order:
+        det.on_train_batch_end(batch, {"loss": values[batch]})
+    det.on_epoch_end(0, {"loss": 5.0})
+    det.on_train_end({})
+    assert det.reference == 2.0  # always batch 0's cost
+    assert (det.exploded_at_epoch, det.exploded_at_batch) == (0, expected_batch)
+    assert det.value == 7.0 and "batch 2" in det.message
+
+
+@pytest.mark.parametrize("order", [[78, 5, 0, 1], [1, 0], [0, 1, 78]])
+def test_reference_is_the_first_batch_whatever_the_order(order):
+    det = ExplosionDetector(warmup_batches=2, verbose=0)
+    det.set_model(toolkit.tiny_model())
+    det.on_train_begin({})
+    det.on_epoch_begin(0, {})
+    for batch in order:
+        det.on_train_batch_end(batch, {"loss": 2.0 + batch / 100})
+    det.on_epoch_end(0, {"loss": 2.0})
+    assert det.reference == pytest.approx(2.01)  # batch 1: the mean of 2 batches
+    assert not det.exploded
+
+
+def test_explosion_in_the_first_steps_of_a_real_fit():
+    """SGD at lr 1e4: the loss explodes within the first batches."""
+    x, y = toolkit.classification_data(256, 8, 3)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(3)]
+    )
+    model.compile(
+        keras.optimizers.SGD(1e4),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    det = ExplosionDetector(verbose=0)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[det])
+    assert det.exploded and det.exploded_at_epoch == 0
+    assert det.exploded_at_batch is not None and det.exploded_at_batch < 10
+    assert det.reference < 5.0  # the original cost, not an exploded one
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_stable_cosine_similarity_run_is_not_stopped():
+    """A negative, near-zero-starting loss: a plain ratio would stop it."""
+    x, _ = toolkit.classification_data(128, 8, 3)
+    y = np.tanh(x[:, :4] * 0.5)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    model.compile(keras.optimizers.SGD(0.05), "cosine_similarity")
+    det = ExplosionDetector(verbose=0)
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[det])
+    assert not det.exploded and len(history.epoch) == 4
+    assert history.history["loss"][-1] < history.history["loss"][0] < 0.5
 
 
 def test_scripted_epoch_level_monitor():
@@ -66,6 +150,9 @@ def test_check_is_pure():
     det.reference = 1.0
     assert det.check(2.9) is None
     assert "above 3 x" in det.check(3.1)
+    assert det.check(-0.5, reference=-1.0) is None  # -1 + 2 x 1 = 1
+    assert "above the reference -1 + 2 x 1 (= 1)" in det.check(1.5, reference=-1.0)
+    assert det.threshold(0.0) == pytest.approx(0.2)  # 2 x min_scale
     assert "not finite" in det.check(NAN)
     assert not det.exploded
 
@@ -76,6 +163,7 @@ def test_check_is_pure():
         ({"factor": 1.0}, "factor"),
         ({"factor": 0.5}, "factor"),
         ({"warmup_batches": 0}, "warmup_batches"),
+        ({"min_scale": -1.0}, "min_scale"),
         ({"monitor": ""}, "monitor"),
     ],
 )
