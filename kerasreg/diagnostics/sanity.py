@@ -323,6 +323,23 @@ def _weights_finite(model) -> bool:
     return all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
+def _refresh_batch_norm(model, x) -> bool:
+    """Sets BatchNorm moving statistics to the statistics of `x` (one batch).
+
+    The checks train on one full batch, so in training mode BatchNorm
+    normalises with that batch's statistics, while its moving averages lag
+    behind them (momentum 0.99: after 50 steps they are still 40% the
+    initial ones). Judged in inference mode, a model that fits the examples
+    perfectly would look as if it could not. Re-estimating the statistics on
+    the same examples makes inference mode compute what training did (as
+    SWA's `update_batch_norm` does after averaging). Returns whether the
+    model has BatchNormalization layers.
+    """
+    from kerasreg.callbacks.swa import update_batch_norm
+
+    return update_batch_norm(model, x, batch_size=C.num_examples(x)) > 0
+
+
 def _reset_optimizer(optimizer, learning_rate: float) -> None:
     for v in optimizer.variables:
         v.assign(np.zeros(v.shape, dtype=v.dtype))
@@ -334,6 +351,13 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
 
     Every run reuses the one compiled train step (`train_on_batch`): only the
     weights, the optimizer state and the learning rate are reset in between.
+    Losses are measured in inference mode, with BatchNorm statistics
+    re-estimated on the sweep's examples (see `_refresh_batch_norm`). The
+    rates run from the middle one outwards: upwards until one is too high
+    (every larger rate is then too high as well: divergence only gets worse
+    with the step size), downwards until one's drop is under 1% of the best
+    drop so far (for small steps the drop grows with the rate, so every
+    smaller rate is too low as well); those rates are not run.
     """
     n = C.num_examples(x)
     clone.compile(
@@ -341,10 +365,16 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
         loss=spec.loss,
         metrics=[metric] if metric is not None else None,
     )
+
+    def measured_loss():
+        _refresh_batch_norm(clone, x)
+        loss = _evaluate(clone, spec, x, y, n)[0]
+        return loss if _weights_finite(clone) else math.nan
+
     clone.set_weights(init_weights)
-    start = _evaluate(clone, spec, x, y, n)[0]
-    runs = []
-    for lr in rates:
+    start = measured_loss()
+
+    def run_at(lr):
         clone.set_weights(init_weights)
         _reset_optimizer(clone.optimizer, lr)
         losses = []
@@ -354,17 +384,45 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
             # The lecture's rule: a cost above 3x the original is an explosion.
             if not math.isfinite(loss) or loss > 3 * start:
                 break
-        final = _evaluate(clone, spec, x, y, n)[0]
-        final = final if _weights_finite(clone) else math.nan
-        runs.append({"lr": lr, "losses": losses, "final": final})
-    for run in runs:
+        run = {"lr": lr, "losses": losses, "final": measured_loss()}
         values = run["losses"] + [run["final"]]
         if not all(math.isfinite(v) for v in values) or max(values) > 3 * start:
             run["verdict"] = "too high"
         elif run["final"] > start:
             run["verdict"] = "too high"  # Moved up: diverging.
-    drops = [start - r["final"] for r in runs if "verdict" not in r]
-    best_drop = max(drops) if drops else 0.0
+        return run
+
+    def not_run(lr, verdict):
+        return {"lr": lr, "losses": [], "final": None, "verdict": verdict}
+
+    # From the middle rate outwards: up until a rate is too high (every
+    # larger one is too), then down until one barely moves the loss next to
+    # the best drop so far (every smaller one moves it less).
+    rates = sorted(rates)
+    middle = min(
+        range(len(rates)),
+        key=lambda i: abs(math.log(rates[i]) - math.log(rates[0] * rates[-1]) / 2),
+    )
+    runs = []
+    best_drop = 0.0
+    for i in range(middle, len(rates)):
+        run = run_at(rates[i])
+        runs.append(run)
+        if run.get("verdict") == "too high":
+            runs += [not_run(lr, "too high") for lr in rates[i + 1 :]]
+            break
+        best_drop = max(best_drop, start - run["final"])
+    for i in range(middle - 1, -1, -1):
+        run = run_at(rates[i])
+        runs.append(run)
+        if run.get("verdict") == "too high":
+            continue
+        drop = start - run["final"]
+        best_drop = max(best_drop, drop)
+        if best_drop > 1e-4 * abs(start) and drop < 0.01 * best_drop:
+            runs += [not_run(lr, "too low") for lr in rates[:i]]
+            break
+    runs.sort(key=lambda r: r["lr"])
     for run in runs:
         if "verdict" in run:
             continue
@@ -411,6 +469,9 @@ def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
             if wait >= patience:
                 stopped = "plateau"
                 break
+    train_loss = loss
+    train_acc = None if metric is None else float(logs["acc"])
+    batch_norm = _refresh_batch_norm(clone, x)
     loss, acc = _evaluate(clone, spec, x, y, C.num_examples(x))
     loss = loss if _weights_finite(clone) else math.nan
     if not math.isfinite(loss):
@@ -422,6 +483,11 @@ def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
         "epochs": done,
         "passed": ok,
         "stopped": stopped,
+        # The last step's loss and accuracy in training mode (before its
+        # update), and whether BatchNorm statistics were re-estimated.
+        "train_loss": train_loss,
+        "train_accuracy": train_acc,
+        "batch_norm_refreshed": batch_norm,
     }
 
 
@@ -459,7 +525,7 @@ def sanity_check(
     regularization: float = 1e3,
     regularization_scale: float = 1e3,
     learning_rates: Sequence[float] | None = DEFAULT_LEARNING_RATES,
-    sweep_size: int = 256,
+    sweep_size: int = 128,
     sweep_steps: int = 20,
     eval_size: int = 1024,
     initial_loss_tolerance: float = 0.25,
@@ -489,7 +555,9 @@ def sanity_check(
       exceeds 3x its start at any step (the lecture's rule) or ends above
       its start; *too low* when its drop is under 1% of the best rate's drop
       (the loss barely moves); the bracket is the range of the other rates.
-      Skipped when `learning_rates` is None.
+      The rates run from the middle of the list outwards; rates above a
+      too-high one and below a too-low one get the same verdict without
+      being run. Skipped when `learning_rates` is None.
     - `"tiny overfit"`: `tiny` examples, no regularization,
       full-batch training for up to `epochs` epochs (it stops as soon as the
       goal is reached, or after a long plateau) with, in turn, a fresh copy
@@ -498,6 +566,15 @@ def sanity_check(
       It passes when training accuracy reaches 1.0 (classification) *and* the
       loss falls to `overfit_loss` (default: 5% of the reference initial
       loss, e.g. 0.115 for 10 classes).
+
+    Losses and accuracies are judged in inference mode. BatchNorm's moving
+    statistics lag far behind the full-batch statistics the checks train
+    with, so before each judgement they are re-estimated on the examples
+    just trained on: inference mode then computes what training computed,
+    and a BatchNorm network that can fit the tiny subset passes (the
+    report says so). If training mode reached the goal but inference mode
+    does not, the hint names the layers that behave differently at
+    inference time.
 
     The model passed in is never trained or modified: the checks run on
     clones made with `keras.models.clone_model` (regularizers removed or
@@ -524,7 +601,7 @@ def sanity_check(
             in the regularization check. Defaults to `1e3`.
         learning_rates: the rates of the sweep. Defaults to
             `1e-6, 1e-5, ..., 1e6`.
-        sweep_size: the number of examples of the sweep. Defaults to `256`.
+        sweep_size: the number of examples of the sweep. Defaults to `128`.
         sweep_steps: the steps of each sweep run. Defaults to `20`.
         eval_size: the number of examples the initial loss is measured on.
             Defaults to `1024`.
@@ -838,6 +915,8 @@ def sanity_check(
     )
     if not passed and len(attempts) > 1:
         summary += f" ({len(attempts)} optimizers tried)"
+    if last.get("batch_norm_refreshed"):
+        summary += f"; BatchNorm statistics re-estimated on the {tiny} examples"
     hint = ""
     if not passed:
         trainable = sum(int(np.prod(w.shape)) for w in noreg.trainable_weights)
@@ -846,6 +925,13 @@ def sanity_check(
         ]
         if trainable == 0:
             hint = "the model has no trainable weights (is it frozen?)."
+        elif any(a["stopped"] == "reached" for a in attempts):
+            hint = (
+                "in training mode the model fit the examples (the goal was "
+                "reached), but not in inference mode: a layer that behaves "
+                "differently at inference time (Dropout, BatchNormalization, "
+                "a custom `training` branch) changes the outputs too much."
+            )
         elif fitted:
             hint = (
                 f"training accuracy reaches 1.00 but the loss stays at "

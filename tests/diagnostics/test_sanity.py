@@ -255,3 +255,88 @@ def test_subsets_are_drawn_at_random_from_sorted_data():
     )
     assert any("same label" in note for note in report.notes)
     assert "Notes:" in str(report)
+
+
+def _tiny_resnet(classes=4, width=8):
+    """A BatchNorm ResNet (two residual blocks), small enough for CI."""
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    for strides in (1, 2):
+        y = keras.layers.Conv2D(width, 3, strides, padding="same", use_bias=False)(x)
+        y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+        y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(y)
+        y = keras.layers.BatchNormalization()(y)
+        if strides != 1:
+            x = keras.layers.Conv2D(width, 1, strides, use_bias=False)(x)
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(
+        classes, activation="softmax", kernel_initializer=_small_init()
+    )(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_batch_norm_resnet_passes_the_tiny_overfit():
+    """BatchNorm's lagging moving statistics must not fail a model that fits."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 12, 12, 3)).astype("float32")
+    y = rng.integers(0, 4, size=96)
+    model = _tiny_resnet()
+    model.compile(keras.optimizers.Adam(1e-2), SCCE)
+    report = sanity_check(
+        model, x, y, tiny=12, epochs=150, learning_rates=[1e-4, 1e-2, 1e0, 1e4]
+    )
+    tiny = report["tiny overfit"]
+    assert tiny.status == "pass", report
+    assert tiny.numbers["accuracy"] == 1.0
+    assert "BatchNorm statistics re-estimated on the 12 examples" in tiny.summary
+    attempt = tiny.numbers["attempts"][0]
+    assert (
+        attempt["batch_norm_refreshed"] and "model's optimizer" in attempt["optimizer"]
+    )
+    # Without re-estimation the same weights look much worse in inference
+    # mode: that is what used to fail the check.
+    assert report["lr bracket"].status == "pass", report
+    verdicts = {r["lr"]: r["verdict"] for r in report["lr bracket"].numbers["runs"]}
+    assert verdicts[1e4] == "too high" and verdicts[1e-2] == "ok"
+
+
+class _InferenceOnlyZero(keras.layers.Layer):
+    """Passes its input through in training, zeros at inference."""
+
+    def call(self, x, training=False):
+        return x if training else keras.ops.zeros_like(x)
+
+
+def test_training_mode_fit_but_inference_fails_names_the_cause():
+    x, y = _data()
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(32, activation="relu")(inputs)
+    h = _InferenceOnlyZero()(h)
+    outputs = keras.layers.Dense(3, activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(1e-2), SCCE)
+    report = sanity_check(model, x, y, tiny=6, epochs=150, learning_rates=None)
+    tiny = report["tiny overfit"]
+    assert tiny.status == "fail"
+    assert "in training mode the model fit the examples" in tiny.hint
+    assert "labels" not in tiny.hint
+
+
+def test_lr_sweep_skips_rates_beyond_a_verdict():
+    x, y = _data()
+    rates = [10.0**k for k in range(-6, 7)]
+    report = sanity_check(_compiled(), x, y, tiny=6, epochs=30, learning_rates=rates)
+    runs = report["lr bracket"].numbers["runs"]
+    assert [r["lr"] for r in runs] == rates  # every rate has its verdict, in order
+    not_run = [r["lr"] for r in runs if r["final_loss"] is None]
+    assert not_run, "the sweep should stop at a too-low and a too-high rate"
+    for r in runs:
+        if r["final_loss"] is None:
+            side = "too low" if r["lr"] < 1.0 else "too high"
+            assert r["verdict"] == side
+    low = report["lr bracket"].numbers["too_low"]
+    high = report["lr bracket"].numbers["too_high"]
+    assert low and high and max(low) < min(high)
