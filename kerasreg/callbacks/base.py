@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import sys
+
 import keras
+
+
+def find_callback_list(callback):
+    """The `keras.callbacks.CallbackList` that is calling `callback`, or None.
+
+    Keras gives a callback no link to its siblings; the list that dispatches
+    `on_train_begin` is the caller a few frames up.
+    """
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, keras.callbacks.CallbackList) and any(
+            c is callback for c in owner.callbacks
+        ):
+            return owner
+        frame = frame.f_back
+    return None
 
 
 class ConfigurableCallback(keras.callbacks.Callback):

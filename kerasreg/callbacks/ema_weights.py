@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
+from kerasreg.callbacks.base import ConfigurableCallback, find_callback_list
 from kerasreg.callbacks.train_step_hook import (
     TrainStepHook,
     call_when_built,
     cancel_when_built,
     release_optimizer_variables,
 )
-from kerasreg.callbacks.weight_swap import WeightSwapper, assign_values, read_values
+from kerasreg.callbacks.weight_swap import assign_values, read_values
 
 
 def ema_decay(
@@ -63,11 +65,33 @@ class EMAWeights(ConfigurableCallback):
     up and swaps correctly around `predict`.
 
     During `fit` the averages live in the optimizer's variables (as with
-    `use_ema=True`), so checkpoints written during `fit` (`BackupAndRestore`)
-    carry them. At the end of `fit` they are taken out of the optimizer again
-    (the callback keeps them): repeated `fit`s, with the same or a new
+    `use_ema=True`), with the update counters and a flag saying which set
+    the model holds, so checkpoints written during `fit` carry the whole
+    state. Swapping the EMA weights in *exchanges* them with the training
+    weights (the training weights wait in the optimizer variables), so any
+    checkpoint, also one written while the model holds the EMA weights
+    (`BackupAndRestore` placed after this callback, `ExplosionDetector`'s
+    epoch-start copy), restores both sets: with
+    `keras.callbacks.BackupAndRestore` in either order, a run killed or
+    crashed mid-way and resumed ends with the weights and averages of an
+    uninterrupted run. (With the backup *before* this callback, Keras's
+    backup loads before the averages exist and warns that it skips the
+    optimizer; this callback then loads the backup again, completely.) At
+    the end of `fit` the averages are taken out of the optimizer again (the
+    callback keeps them): repeated `fit`s, with the same or a new
     `EMAWeights`, do not pile up optimizer variables, and a model saved after
-    `fit` has the optimizer state of a plain `fit` and loads with it.
+    `fit` has the optimizer state of a plain `fit` and loads with it. A
+    model saved *during* `fit` (`ModelCheckpoint` with full models) has the
+    extra optimizer variables; Keras loads its weights but not its
+    optimizer state.
+
+    A `fit` that raises (Ctrl-C, a failing callback) does not run
+    `on_train_end`; the callback's train-step hook is then aborted (at once
+    if a train step raised, else at the start of the model's next `fit`, or
+    by `kerasreg.callbacks.train_step_hook.remove_train_step_hooks(model)`):
+    the model gets its training weights back (never the EMA weights), the
+    averages are taken out of the optimizer, and `training_weights` /
+    `ema_weights` hold both sets.
 
     Models that are not built before `fit` (`keras.Sequential()` filled with
     `add`, subclassed models) work too: on TensorFlow, where `fit` builds
@@ -155,9 +179,11 @@ class EMAWeights(ConfigurableCallback):
         self._ema_vars = []
         self._step = None
         self._count = None
+        self._swapped = None  # 1 while the model holds the EMA weights
         self._tracked = []
         self._slots = []  # ("t" | "n", index in model.(non_)trainable_variables)
-        self._swapper = WeightSwapper()
+        self._depth = 0  # nesting of swap_in (fit -> evaluate -> ...)
+        self._backups_before = []  # BackupAndRestore callbacks placed before
         self._initialized = False
         self._hook = None
         self.training_weights = None
@@ -205,7 +231,9 @@ class EMAWeights(ConfigurableCallback):
             and self._owner[1] is optimizer
             and len(self._ema_vars) == len(tracked)
             and self._step is not None
+            and self._swapped is not None
             and any(v is self._step for v in opt_vars)
+            and any(v is self._swapped for v in opt_vars)
         )
         if not reuse:
             strategy = getattr(model, "distribute_strategy", None)
@@ -229,13 +257,25 @@ class EMAWeights(ConfigurableCallback):
                     aggregation="only_first_replica",
                     name="ema_count",
                 )
+                self._swapped = optimizer.add_variable(
+                    (),
+                    dtype="int32",
+                    aggregation="only_first_replica",
+                    name="ema_swapped",
+                )
             self._owner = (model, optimizer)
         self._slots, self._tracked = slots, tracked
         # The average starts as a copy of the weights.
         assign_values(self._ema_vars, read_values(tracked))
         self._step.assign(0)
         self._count.assign(0)
+        self._swapped.assign(0)
+        self._depth = 0
         self._initialized = True
+
+    def _state_variables(self) -> list:
+        """The optimizer variables of the callback (averages, counters, flag)."""
+        return [*self._ema_vars, self._step, self._count, self._swapped]
 
     def _updated(self, emas, values, step, count):
         """New (emas, step, count) after one train step; pure keras.ops."""
@@ -276,44 +316,95 @@ class EMAWeights(ConfigurableCallback):
 
     # -- swapping ----------------------------------------------------------------
 
+    def _holds_ema(self) -> bool:
+        return self._initialized and int(self._swapped.numpy()) == 1
+
+    def _exchange(self):
+        """Exchanges the model's tracked weights and the averages (and the flag)."""
+        weights = read_values(self._tracked)
+        assign_values(self._tracked, read_values(self._ema_vars))
+        assign_values(self._ema_vars, weights)
+        self._swapped.assign(1 - int(self._swapped.numpy()))
+
     def _swap_in(self):
-        if self._initialized:
-            self._swapper.swap_in(self._tracked, read_values(self._ema_vars))
+        if not self._initialized:
+            return
+        self._depth += 1
+        if self._depth == 1 and not self._holds_ema():
+            self._exchange()
 
     def _swap_out(self):
-        if self._initialized:
-            self._swapper.swap_out(self._tracked)
+        if not self._initialized:
+            return
+        self._depth = max(self._depth - 1, 0)
+        if self._depth == 0 and self._holds_ema():
+            self._exchange()
+
+    def _training_weights_in(self):
+        """Puts the training weights in the model, whatever the nesting."""
+        self._depth = 0
+        if self._holds_ema():
+            self._exchange()
 
     # -- hooks ---------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
         model = self.model
         if self._hook is not None:
-            self._hook.remove()  # an earlier fit that raised
+            self._hook.abort()  # an earlier fit that raised
             self._hook = None
-        self._swapper.reset()
+        self._depth = 0
         self.training_weights = None
         self.ema_weights = None
         self._initialized = False
         if model.optimizer is None:
             raise ValueError("EMAWeights needs a compiled model (no optimizer).")
+        callback_list = find_callback_list(self)
+        self._backups_before = []
+        if callback_list is not None:
+            for callback in callback_list.callbacks:
+                if callback is self:
+                    break
+                if isinstance(callback, keras.callbacks.BackupAndRestore):
+                    self._backups_before.append(callback)
         # Unbuilt models (TensorFlow): just before the first train step.
         call_when_built(model, self._begin)
 
     def _begin(self):
         model = self.model
         self._setup(model)
+        self._reload_backups(model)
         self._hook = TrainStepHook(
-            [*self._ema_vars, self._step, self._count], self._step_update
+            [*self._ema_vars, self._step, self._count],
+            self._step_update,
+            on_abort=self._abort,
         )
         self._hook.install(model)
 
+    def _reload_backups(self, model):
+        """Loads the backups that Keras loaded before the averages existed.
+
+        A `BackupAndRestore` placed before this callback loaded its backup in
+        its own `on_train_begin`, when the optimizer lacked the averages: the
+        optimizer state was skipped (iterations, moments, averages). Loaded
+        again now, the whole state comes back.
+        """
+        for backup in self._backups_before:
+            path = getattr(backup, "_weights_path", None) or os.path.join(
+                backup.backup_dir, "latest.weights.h5"
+            )
+            if os.path.exists(path):
+                model.load_weights(path)
+
     def on_epoch_begin(self, epoch, logs=None):
-        if self.swap_for_eval:
-            self._swap_out()
+        self.model  # noqa: B018 - on JAX, syncs the training state first
+        # Training runs on the training weights, also right after a backup
+        # written while the model held the EMA weights was loaded.
+        self._training_weights_in()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.swap_for_eval:
+            self.model  # noqa: B018 - on JAX, syncs the training state first
             self._swap_in()
 
     def on_test_begin(self, logs=None):
@@ -338,20 +429,28 @@ class EMAWeights(ConfigurableCallback):
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        self._finish(model, self.ema_at_end)
+
+    def _abort(self):
+        """The hook's `on_abort`: the fit raised; training weights back in."""
+        model = self._model
+        cancel_when_built(model, self._begin)
+        self._hook = None
+        self._finish(model, ema_at_end=False)
+
+    def _finish(self, model, ema_at_end: bool):
+        """Ends a fit: training weights, both sets kept, optimizer released."""
         # Back to a known state: the training weights in the model.
-        while self._swapper.swapped:
-            self._swapper.swap_out(self._tracked)
+        self._training_weights_in()
         self.training_weights = read_values(model.weights)
         if not self._initialized:  # no train step ran
             return
         ema = read_values(self._ema_vars)
-        if self.ema_at_end:
+        if ema_at_end:
             assign_values(self._tracked, ema)
         self.ema_weights = _full_weights(model, self._tracked, ema)
         # Out of the optimizer until the next fit (the values stay here).
-        release_optimizer_variables(
-            self._owner[1], [*self._ema_vars, self._step, self._count]
-        )
+        release_optimizer_variables(self._owner[1], self._state_variables())
 
 
 def _full_weights(model, tracked, values):

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import math
-import sys
 import threading
 
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
+from kerasreg.callbacks.base import ConfigurableCallback, find_callback_list
 from kerasreg.callbacks.monitor import Monitor, is_finite
 from kerasreg.callbacks.weight_swap import TrainingState
 
 
 class TrainingExplodedError(RuntimeError):
     """Raised by `ExplosionDetector(raise_error=True)` when the cost explodes."""
-
-
-def _find_callback_list(callback):
-    """The `keras.callbacks.CallbackList` that is calling `callback`, or None.
-
-    Keras gives a callback no link to its siblings; the list that dispatches
-    `on_train_begin` is the caller a few frames up.
-    """
-    frame = sys._getframe(1)
-    for _ in range(8):
-        if frame is None:
-            return None
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, keras.callbacks.CallbackList) and any(
-            c is callback for c in owner.callbacks
-        ):
-            return owner
-        frame = frame.f_back
-    return None
 
 
 def _noop(*args, **kwargs):
@@ -215,7 +195,7 @@ class ExplosionDetector(ConfigurableCallback):
     def on_train_begin(self, logs=None):
         self._undo_protection()
         self._reset()
-        callback_list = _find_callback_list(self)
+        callback_list = find_callback_list(self)
         self._siblings = (
             [
                 c

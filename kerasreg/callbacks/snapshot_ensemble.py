@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import uuid
+import re
 
 import keras
 import numpy as np
@@ -12,7 +13,15 @@ import numpy as np
 from kerasreg import utils
 from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.train_step_hook import TrainStepHook
-from kerasreg.ensembles import snapshot_paths
+
+MANIFEST = ".kerasreg_snapshots.json"
+# Temporary files of `utils.atomic_path` for our snapshots and manifest.
+_TEMPORARY = re.compile(
+    r"^\.(snapshot_\d{3}\.weights\.h5\..+\.weights\.h5"
+    + "|"
+    + re.escape(MANIFEST)
+    + r"\..+\.json)$"
+)
 
 
 def cycle_boundaries(
@@ -91,10 +100,22 @@ class SnapshotEnsemble(ConfigurableCallback):
     iteration counter, both restored by `keras.callbacks.BackupAndRestore`,
     so an interrupted run resumes at the right learning rate, and the
     snapshots of the completed cycles (found in `directory`) are listed
-    again. A fresh run (starting at epoch 0) removes old snapshot files from
-    `directory`. The optimizer needs a float (variable) learning rate, not a
+    again.
+
+    Files: the callback lists every snapshot it writes in a manifest,
+    `directory/.kerasreg_snapshots.json` (written atomically, before the
+    snapshot itself). A fresh run (starting at epoch 0) removes the
+    snapshots of the manifest, and only those: other files, also
+    `snapshot_*.weights.h5` files the callback did not write, stay. Every
+    run first removes temporary files of its own naming
+    (`.snapshot_XXX.weights.h5.*.weights.h5`) left by a process killed
+    while it saved a snapshot. `directory` is created with the first
+    snapshot (constructing the callback creates nothing).
+
+    The optimizer needs a float (variable) learning rate, not a
     `LearningRateSchedule`; it is put back to its value of before `fit` at
-    the end.
+    the end, also when `fit` raises (see
+    `kerasreg.callbacks.train_step_hook`).
 
     Args:
         cycles: Number of cycles (snapshots), >= 1.
@@ -105,8 +126,9 @@ class SnapshotEnsemble(ConfigurableCallback):
             Defaults to `0.0`.
         cycle_mult: Growth factor of the cycle length (SGDR's T_mult).
             Defaults to `1.0`.
-        directory: Folder for the snapshots (created if missing; must be
-            writable). Defaults to `"snapshots"`.
+        directory: Folder for the snapshots (created with the first
+            snapshot; must be a writable folder or creatable). Defaults to
+            `"snapshots"`.
         keep: Keep only the last `keep` snapshot files, or None for all.
             Defaults to `None`.
         verbose: Print a line per snapshot. Defaults to `0`.
@@ -196,10 +218,45 @@ class SnapshotEnsemble(ConfigurableCallback):
 
     # -- hooks ---------------------------------------------------------------
 
+    @property
+    def manifest_path(self) -> str:
+        """The file listing the snapshots this callback wrote."""
+        return os.path.join(self.directory, MANIFEST)
+
+    def _read_manifest(self) -> list[str]:
+        try:
+            with open(self.manifest_path, encoding="utf-8") as f:
+                names = json.load(f).get("snapshots", [])
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, AttributeError) as e:
+            raise ValueError(
+                f"SnapshotEnsemble: cannot read the manifest {self.manifest_path} "
+                f"({e}). Delete it to start afresh (the snapshots it listed are "
+                "then left in place)."
+            ) from None
+        return [n for n in names if isinstance(n, str) and n == os.path.basename(n)]
+
+    def _write_manifest(self, names) -> None:
+        text = json.dumps({"snapshots": sorted(set(names))}, indent=1)
+        utils.atomic_write_text(self.manifest_path, text + "\n")
+
+    def _remove_stale_temporaries(self) -> None:
+        """Removes temporaries of our naming left by a killed save."""
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if _TEMPORARY.match(name):
+                try:
+                    os.remove(os.path.join(self.directory, name))
+                except FileNotFoundError:
+                    pass
+
     def on_train_begin(self, logs=None):
         if self._hook is not None:
-            self._hook.remove()
+            self._hook.abort()  # an earlier fit that raised
         self._reset()
+        self._remove_stale_temporaries()
         epochs = int(self.params.get("epochs") or 0)
         self.ends = cycle_boundaries(
             epochs, self.cycles, self.epochs_per_cycle, self.cycle_mult
@@ -239,9 +296,13 @@ class SnapshotEnsemble(ConfigurableCallback):
         e0, per_step = float(epoch), 1.0 / float(steps)
         # Snapshots of cycles completed before a resumed run.
         done = sum(1 for end in self.ends if end <= epoch)
-        if epoch == 0:  # a fresh run: old snapshots are not ours
-            for path in snapshot_paths(self.directory):
-                os.remove(path)
+        if epoch == 0:  # a fresh run: remove what earlier runs wrote here
+            for name in self._read_manifest():
+                path = os.path.join(self.directory, name)
+                if os.path.exists(path):
+                    os.remove(path)
+            if os.path.exists(self.manifest_path):
+                self._write_manifest([])
         self.snapshots = [
             self.snapshot_path(c)
             for c in range(done)
@@ -256,7 +317,9 @@ class SnapshotEnsemble(ConfigurableCallback):
             new_lr = keras.ops.cast(self.learning_rate_at(position), lr.dtype)
             return [new_lr, iterations]
 
-        self._hook = TrainStepHook([self._lr_var, optimizer.iterations], update)
+        self._hook = TrainStepHook(
+            [self._lr_var, optimizer.iterations], update, on_abort=self._abort
+        )
         self._hook.install(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -266,6 +329,10 @@ class SnapshotEnsemble(ConfigurableCallback):
             return
         cycle = self.ends.index(epoch + 1)
         path = self.snapshot_path(cycle)
+        # Listed first: a process killed in between leaves no file unlisted.
+        names = self._read_manifest()
+        if os.path.basename(path) not in names:
+            self._write_manifest([*names, os.path.basename(path)])
         _save_weights_atomically(self.model, path)
         self.snapshots = [p for p in self.snapshots if p != path] + [path]
         if self.keep is not None:
@@ -273,6 +340,9 @@ class SnapshotEnsemble(ConfigurableCallback):
                 old = self.snapshots.pop(0)
                 if os.path.exists(old):
                     os.remove(old)
+                self._write_manifest(
+                    [n for n in self._read_manifest() if n != os.path.basename(old)]
+                )
         if self.verbose:
             print(f"\nSnapshotEnsemble: cycle {cycle} done, saved {path}")
 
@@ -280,6 +350,12 @@ class SnapshotEnsemble(ConfigurableCallback):
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        if self._lr_before is not None:
+            self._lr_var.assign(self._lr_before)
+
+    def _abort(self):
+        """The hook's `on_abort` (a fit that raised): the user's learning rate."""
+        self._hook = None
         if self._lr_before is not None:
             self._lr_var.assign(self._lr_before)
 
@@ -313,19 +389,26 @@ class SnapshotEnsemble(ConfigurableCallback):
 
 
 def _check_directory(directory) -> str:
-    """Creates `directory` if needed and checks that it is writable."""
+    """Checks that `directory` is a writable folder or can be created.
+
+    Creates nothing: the folder is made with the first snapshot.
+    """
     path = os.fspath(directory)
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write_test_{uuid.uuid4().hex}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise utils.invalid_value(
-            "directory", f"a writable folder ({e.strerror})", directory
-        ) from None
-    return path
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        problem = "Not a directory"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        problem = "Permission denied"
+    else:
+        return path
+    raise utils.invalid_value(
+        "directory", f"a writable folder ({problem}: {probe})", directory
+    )
 
 
 def _save_weights_atomically(model, path: str) -> None:

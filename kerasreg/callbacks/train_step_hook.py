@@ -22,6 +22,18 @@ model has been built from the first batch's shapes (as Keras builds it:
 called on symbolic inputs of the batch's shapes and dtypes; the optimizer is
 left to the setup). `release_optimizer_variables` removes variables that a
 callback added to the optimizer for the duration of a `fit`.
+
+A `fit` that raises (Ctrl-C, a full disk, a failing callback) never runs the
+callbacks' `on_train_end`, so a hook cannot rely on it to be removed. While a
+hook is installed the model's `train_function` and `make_train_function` are
+guarded instead: an exception raised by a train step aborts every hook of the
+model at once (the callbacks' `on_abort` puts the learning rate and the
+training weights back, then the model's own `train_step` returns), and
+any later `make_train_function` call that is not the hooks' own (the start of
+the next `fit`, with or without the callback, or a `train_on_batch`) aborts
+hooks left over from a `fit` that raised elsewhere (in a callback) before it
+builds the train function. `remove_train_step_hooks(model)` does the same
+explicitly, e.g. to inspect a model right after a `fit` that raised.
 """
 
 from __future__ import annotations
@@ -33,6 +45,10 @@ import keras
 
 # model -> the setups waiting for the model to be built (TensorFlow only).
 _PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# model -> the TrainStepHooks installed on it, in installation order.
+_INSTALLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Models whose train function the hooks are rebuilding (not a new fit).
+_REBUILDING: set = set()
 
 
 def model_is_built(model) -> bool:
@@ -91,10 +107,87 @@ def cancel_when_built(model, setup: Callable[[], None]) -> None:
 
 
 def rebuild_train_function(model) -> None:
-    """`model.make_train_function(force=True)`, keeping waiting setups."""
-    model.make_train_function(force=True)
+    """`model.make_train_function(force=True)`, keeping waiting setups and guards."""
+    _REBUILDING.add(id(model))
+    try:
+        model.make_train_function(force=True)
+    finally:
+        _REBUILDING.discard(id(model))
+    if _INSTALLED.get(model):
+        _guard_train_function(model)
     if model in _PENDING:
         _wrap_train_function(model)
+
+
+def remove_train_step_hooks(model) -> int:
+    """Aborts every `TrainStepHook` still installed on `model`.
+
+    A `fit` that ends normally removes its hooks itself. After a `fit` that
+    raised, the hooks are removed when a train step raised, and otherwise at
+    the start of the model's next `fit`; call this to put the model back at
+    once (its own `train_step`, and whatever the callbacks' `on_abort` puts
+    back: the learning rate, the training weights).
+
+    Returns:
+        The number of hooks removed.
+    """
+    hooks = list(_INSTALLED.get(model, ()))
+    errors = []
+    for hook in reversed(hooks):  # the last installed first
+        try:
+            hook.abort()
+        except Exception as e:  # noqa: BLE001 - abort the others, then raise
+            errors.append(e)
+    if errors:
+        raise errors[0]
+    return len(hooks)
+
+
+def _guard_train_function(model) -> None:
+    """Wraps `model.train_function`: a raising step aborts the model's hooks."""
+    function = model.train_function
+    if function is None or getattr(function, "_kerasreg_guarded", False):
+        return
+
+    def guarded_train_function(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except BaseException:
+            if _INSTALLED.get(model):
+                _sync_jax_state(model)
+                try:
+                    remove_train_step_hooks(model)
+                except Exception:  # noqa: BLE001 - the step's error matters
+                    pass
+            raise
+
+    guarded_train_function._kerasreg_guarded = True
+    model.train_function = guarded_train_function
+
+
+def _guard_make_train_function(model) -> None:
+    """A `make_train_function` that first aborts hooks left by a failed fit."""
+    if "make_train_function" in model.__dict__:
+        return
+
+    def make_train_function(force=False):
+        if id(model) not in _REBUILDING and _INSTALLED.get(model):
+            # Not the hooks' own rebuild: a new fit (or train_on_batch)
+            # started, so the fit that installed them ended with an error.
+            remove_train_step_hooks(model)
+        return type(model).make_train_function(model, force=force)
+
+    model.make_train_function = make_train_function
+
+
+def _sync_jax_state(model) -> None:
+    """On JAX, writes the training loop's state back into the variables."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        try:
+            sync()
+        except Exception:  # noqa: BLE001 - best effort while unwinding
+            pass
 
 
 def _wrap_train_function(model) -> None:
@@ -158,6 +251,10 @@ def release_optimizer_variables(optimizer, variables: Sequence) -> bool:
 class TrainStepHook:
     """Runs `update` after every train step, inside the compiled function.
 
+    If the `fit` raises, the hook is aborted (see the module docstring):
+    `on_abort()` runs (on JAX after the training loop's state was written
+    back to the variables), then the model's own `train_step` is put back.
+
     Args:
         variables: Optimizer variables the hook reads and writes.
         update: `update(values, trainable, non_trainable) -> new_values`,
@@ -166,11 +263,21 @@ class TrainStepHook:
             values after the step (lists in `model.trainable_variables` /
             `model.non_trainable_variables` order). Returns the new values
             of `variables`, in order.
+        on_abort: Called without arguments when a `fit` that installed the
+            hook ended with an error: puts back what the owner changed for
+            the `fit` (a learning rate, the training weights). Defaults to
+            `None` (nothing but the `train_step`).
     """
 
-    def __init__(self, variables: Sequence, update: Callable):
+    def __init__(
+        self,
+        variables: Sequence,
+        update: Callable,
+        on_abort: Callable[[], None] | None = None,
+    ):
         self.variables = list(variables)
         self.update = update
+        self.on_abort = on_abort
         self._model = None
 
     @property
@@ -181,7 +288,14 @@ class TrainStepHook:
         """Wraps `model.train_step` and rebuilds the train function."""
         if self.installed:
             self.remove()
-        original = model.train_step
+        self._model = model
+        _INSTALLED.setdefault(model, []).append(self)
+        _guard_make_train_function(model)
+        _wrap_train_steps(model)
+        rebuild_train_function(model)
+
+    def _wrap(self, model, original):
+        """The train step `original` followed by this hook's update."""
         variables, update = self.variables, self.update
 
         if keras.backend.backend() == "jax":
@@ -204,27 +318,51 @@ class TrainStepHook:
                     opt_values[i] = value
                 return logs, (trainable, non_trainable, opt_values, metrics)
 
-        else:
+            return train_step
 
-            def train_step(data):
-                logs = original(data)
-                new = update(
-                    [v.value for v in variables],
-                    [v.value for v in model.trainable_variables],
-                    [v.value for v in model.non_trainable_variables],
-                )
-                for var, value in zip(variables, new):
-                    var.assign(keras.ops.cast(value, var.dtype))
-                return logs
+        def train_step(data):
+            logs = original(data)
+            new = update(
+                [v.value for v in variables],
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+            )
+            for var, value in zip(variables, new):
+                var.assign(keras.ops.cast(value, var.dtype))
+            return logs
 
-        model.train_step = train_step
-        rebuild_train_function(model)
-        self._model = model
+        return train_step
+
+    def abort(self) -> None:
+        """Runs `on_abort`, then `remove()` (a `fit` that raised)."""
+        if not self.installed:
+            return
+        try:
+            if self.on_abort is not None:
+                self.on_abort()
+        finally:
+            self.remove()
 
     def remove(self) -> None:
-        """Puts the model's own `train_step` back."""
+        """Puts the model's own `train_step` back (and the other hooks')."""
         model, self._model = self._model, None
         if model is None:
             return
-        model.__dict__.pop("train_step", None)
+        hooks = _INSTALLED.get(model, [])
+        hooks[:] = [h for h in hooks if h is not self]
+        if not hooks:
+            _INSTALLED.pop(model, None)
+            model.__dict__.pop("make_train_function", None)
+            model.__dict__.pop("train_step", None)
+        else:
+            _wrap_train_steps(model)
         rebuild_train_function(model)
+
+
+def _wrap_train_steps(model) -> None:
+    """`model.train_step`: the model's own, wrapped by each installed hook."""
+    model.__dict__.pop("train_step", None)
+    step = model.train_step
+    for hook in _INSTALLED.get(model, ()):
+        step = hook._wrap(model, step)
+    model.train_step = step

@@ -12,6 +12,8 @@ from kerasreg.callbacks import (
     cycle_boundaries,
     snapshot_learning_rate,
 )
+from kerasreg.callbacks.snapshot_ensemble import MANIFEST
+from kerasreg.callbacks.train_step_hook import remove_train_step_hooks
 from kerasreg.ensembles import Ensemble
 from tests import toolkit
 from tests.callbacks.strategy import mirrored_strategy
@@ -79,7 +81,8 @@ def test_lr_set_every_batch_and_snapshots(tmp_path):
         str(tmp_path / f"snapshot_{i:03d}.weights.h5") for i in range(3)
     ]
     assert all(os.path.exists(p) for p in snap.snapshots)
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temp left
+    # No temporary left; the one hidden file is the manifest.
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == [MANIFEST]
     # The last snapshot is the final model; the optimizer's lr is restored.
     ens = snap.ensemble(last=2)
     assert isinstance(ens, Ensemble) and len(ens.members) == 2
@@ -99,7 +102,7 @@ def test_keep_removes_old_snapshots(tmp_path):
     snap = SnapshotEnsemble(cycles=3, directory=tmp_path, keep=1)
     _model().fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[snap])
     assert len(snap.snapshots) == 1
-    assert sorted(os.listdir(tmp_path)) == ["snapshot_002.weights.h5"]
+    assert sorted(os.listdir(tmp_path)) == [MANIFEST, "snapshot_002.weights.h5"]
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -147,7 +150,7 @@ def test_resumes_after_interruption(tmp_path):
             callbacks=[snap, backup, _Interrupt(3)],
         )
     assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 3
-    assert len(os.listdir(snap_dir)) == 1
+    assert sorted(os.listdir(snap_dir)) == [MANIFEST, "snapshot_000.weights.h5"]
 
     # A new process: a new model and a new callback, same folders.
     model = _model()
@@ -288,3 +291,195 @@ def test_unbuilt_model(kind, tmp_path):
         np.testing.assert_allclose(
             ens.members[0].predict(x, verbose=0), ens.predict(x, verbose=0), rtol=1e-6
         )
+
+
+# -- files and failed fits (issue 13) -------------------------------------------
+
+
+def test_constructing_and_copying_create_no_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    snap = SnapshotEnsemble(cycles=2)
+    copy.deepcopy(snap)
+    SnapshotEnsemble(cycles=2, directory=tmp_path / "a" / "b")
+    assert os.listdir(tmp_path) == []
+
+
+def test_fresh_run_removes_only_its_own_files(tmp_path):
+    x, y = toolkit.classification_data(32, 8, 3)
+    directory = tmp_path / "snaps"
+    directory.mkdir()
+    # A user's files, one with the callback's naming.
+    (directory / "snapshot_005.weights.h5").write_text("mine")
+    (directory / "notes.txt").write_text("mine")
+    for _ in range(2):  # the second fresh run removes the first run's files
+        snap = SnapshotEnsemble(cycles=2, directory=directory)
+        _model().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[snap])
+        names = sorted(os.listdir(directory))
+        assert names == [
+            MANIFEST,
+            "notes.txt",
+            "snapshot_000.weights.h5",
+            "snapshot_001.weights.h5",
+            "snapshot_005.weights.h5",
+        ]
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest == {
+        "snapshots": ["snapshot_000.weights.h5", "snapshot_001.weights.h5"]
+    }
+    assert (directory / "snapshot_005.weights.h5").read_text() == "mine"
+    # keep=1: the removed snapshot leaves the manifest too.
+    snap = SnapshotEnsemble(cycles=2, directory=directory, keep=1)
+    _model().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[snap])
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest == {"snapshots": ["snapshot_001.weights.h5"]}
+    assert not (directory / "snapshot_000.weights.h5").exists()
+
+
+_KILL_SCRIPT = """
+import os, signal, sys
+import keras
+import numpy as np
+from kerasreg.callbacks import SnapshotEnsemble
+from kerasreg import utils
+
+real = utils.atomic_path
+
+class Killing:
+    def __init__(self, *a, **k):
+        self.cm = real(*a, **k)
+    def __enter__(self):
+        return self.cm.__enter__()
+    def __exit__(self, *exc):
+        os.kill(os.getpid(), signal.SIGKILL)  # inside the save, file written
+
+def atomic_path(path, suffix=None):
+    if os.path.basename(path).startswith("snapshot_001"):
+        return Killing(path, suffix=suffix)
+    return real(path, suffix=suffix)
+
+utils.atomic_path = atomic_path
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+model.compile(keras.optimizers.SGD(0.1), "mse")
+snap = SnapshotEnsemble(cycles=2, directory=sys.argv[1])
+model.fit(np.ones((16, 4)), np.ones((16, 2)), batch_size=8, epochs=2, verbose=0,
+          callbacks=[snap])
+"""
+
+
+def _run_killed(script, *args):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr[-3000:]
+
+
+def test_kill_inside_a_save_leaves_a_temporary_the_next_run_removes(tmp_path):
+    directory = tmp_path / "snaps"
+    _run_killed(_KILL_SCRIPT, directory)
+    names = sorted(os.listdir(directory))
+    temporaries = [n for n in names if n.startswith(".snapshot_001.weights.h5.")]
+    assert len(temporaries) == 1, names
+    # The snapshot being written was listed before the save.
+    assert json.loads((directory / MANIFEST).read_text())["snapshots"] == [
+        "snapshot_000.weights.h5",
+        "snapshot_001.weights.h5",
+    ]
+    (directory / ".snapshot_001.weights.h5.user.txt").write_text("not ours")
+    x, y = toolkit.classification_data(32, 8, 3)
+    snap = SnapshotEnsemble(cycles=2, directory=directory)
+    _model().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[snap])
+    assert sorted(os.listdir(directory)) == [
+        ".kerasreg_snapshots.json",
+        ".snapshot_001.weights.h5.user.txt",
+        "snapshot_000.weights.h5",
+        "snapshot_001.weights.h5",
+    ]
+
+
+class _FailAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise OSError(28, "No space left on device")
+
+
+class FailingData(keras.utils.PyDataset):
+    """Batches of 8 of (x, y); batch 1 raises once `armed` (Ctrl-C in a step)."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.armed = x, y, False
+
+    def __len__(self):
+        return len(self.x) // 8
+
+    def __getitem__(self, i):
+        if self.armed and i == 1:
+            raise KeyboardInterrupt
+        return self.x[i * 8 : (i + 1) * 8], self.y[i * 8 : (i + 1) * 8]
+
+
+class ArmAt(keras.callbacks.Callback):
+    def __init__(self, data, epoch):
+        super().__init__()
+        self.data, self.epoch = data, epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.data.armed = epoch == self.epoch
+
+
+def _plain_lrs(model, x, y):
+    class Lrs(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.lrs = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.lrs.append(float(self.model.optimizer.learning_rate.numpy()))
+
+    rec = Lrs()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[rec])
+    return rec.lrs
+
+
+@pytest.mark.parametrize("where", ["callback", "train_step", "explicit"])
+def test_fit_that_raises_leaves_no_schedule(where, tmp_path):
+    # A fit that raised used to leave the hook installed: a later plain fit
+    # kept the snapshot schedule's learning rate (0.48 instead of 0.05).
+    x, y = toolkit.classification_data(32, 8, 3)
+    model = _model()  # SGD(0.01)
+    snap = SnapshotEnsemble(cycles=2, max_lr=0.5, directory=tmp_path)
+    if where == "train_step":
+        data = FailingData(x, y)
+        # (TensorFlow reports the generator's KeyboardInterrupt as an error.)
+        with pytest.raises(BaseException, match="KeyboardInterrupt|^$") as info:
+            model.fit(data, epochs=3, verbose=0, callbacks=[snap, ArmAt(data, 1)])
+        assert info.type is KeyboardInterrupt or "KeyboardInterrupt" in str(info.value)
+        # Put back at once, before any other call.
+        assert "train_step" not in model.__dict__
+        assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    else:
+        with pytest.raises(OSError, match="No space"):
+            model.fit(
+                x, y, batch_size=8, epochs=3, verbose=0, callbacks=[snap, _FailAt(0)]
+            )
+        if where == "explicit":
+            assert remove_train_step_hooks(model) == 1
+            assert "train_step" not in model.__dict__
+            assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    assert _plain_lrs(model, x, y) == pytest.approx([0.01, 0.01])
+    assert "train_step" not in model.__dict__
+    assert "make_train_function" not in model.__dict__
