@@ -151,11 +151,12 @@ def pipeline(
     task = utils.check_choice("task", task, tuple(TASKS))
     s = utils.check_float("strength", strength, 0.0, 3.0, low_inclusive=False)
     value_range = utils.check_range("value_range", value_range, allow_equal=False)
+    seed = utils.check_seed("seed", seed)
     counter = iter(range(100))
 
     def next_seed():
         i = next(counter)
-        return None if seed is None else seed + i
+        return None if seed is None else (seed + i) % (utils.SEED_MAX + 1)
 
     layers = []
     if task == "natural":

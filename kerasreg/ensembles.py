@@ -20,6 +20,24 @@ from kerasreg import utils
 REDUCTIONS = ("mean", "geometric_mean", "vote")
 
 
+def _check_same_classes(models) -> None:
+    """Refuses members whose outputs have different sizes (class counts)."""
+    sizes = []
+    for m in models:
+        try:
+            outputs = m.outputs if m.built else None
+        except (AttributeError, ValueError):  # a subclassed model
+            outputs = None
+        if outputs and len(outputs) == 1 and outputs[0].shape[-1] is not None:
+            sizes.append(int(outputs[0].shape[-1]))
+    if len(set(sizes)) > 1:
+        raise ValueError(
+            "Invalid value received for argument `models`. Expected models "
+            "that all output the same number of classes. Received models "
+            f"with output sizes {sizes}"
+        )
+
+
 @utils.register
 class Ensemble(keras.Model):
     """A model that combines its members' class probabilities.
@@ -84,24 +102,36 @@ class Ensemble(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        models = list(models) if models is not None else []
+        if isinstance(models, keras.Model) or not isinstance(models, (list, tuple)):
+            raise utils.invalid_value(
+                "models",
+                "a non-empty list of keras.Model (for one model, pass [model])",
+                models,
+            )
+        models = list(models)
         if not models or not all(isinstance(m, keras.Model) for m in models):
             raise utils.invalid_value(
                 "models", "a non-empty list of keras.Model", models
             )
+        _check_same_classes(models)
         if weights is not None:
-            w = [float(v) for v in weights]
-            if len(w) != len(models) or min(w) < 0 or sum(w) <= 0:
-                raise utils.invalid_value(
-                    "weights",
-                    f"{len(models)} non-negative numbers with a positive sum",
-                    weights,
-                )
+            expected = (
+                f"a list of {len(models)} finite non-negative numbers, one per "
+                "model, with a positive sum"
+            )
+            if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+                raise utils.invalid_value("weights", expected, weights)
+            try:
+                w = [utils.check_float("weights", v, 0.0) for v in weights]
+            except ValueError:
+                raise utils.invalid_value("weights", expected, weights) from None
+            if len(w) != len(models) or sum(w) <= 0:
+                raise utils.invalid_value("weights", expected, weights)
             weights = w
         self.members = models
         self.member_weights = weights
         self.reduce = utils.check_choice("reduce", reduce, REDUCTIONS)
-        self.from_logits = bool(from_logits)
+        self.from_logits = utils.check_bool("from_logits", from_logits)
 
     def build(self, input_shape=None):
         self.built = True
@@ -243,6 +273,20 @@ def bagging(
     n_models = utils.check_int("n_models", n_models, 1)
     rng = np.random.default_rng(seed)
     n = len(y)
+    x_parts = (
+        x.values()
+        if isinstance(x, dict)
+        else x
+        if isinstance(x, (list, tuple))
+        else [x]
+    )
+    lengths = [len(v) for v in x_parts]
+    if any(length != n for length in lengths):
+        raise ValueError(
+            "Invalid value received for arguments `x` and `y`. Expected as many "
+            f"inputs as targets. Received: {lengths if len(lengths) > 1 else lengths[0]} "
+            f"inputs and {n} targets"
+        )
     members, oob = [], []
     for _ in range(n_models):
         idx = rng.integers(0, n, size=n)

@@ -260,8 +260,7 @@ def recommend_strategy(
     """
     n_examples = utils.check_int("n_examples", n_examples, 1)
     little_data = utils.check_int("little_data", little_data, 1)
-    if not isinstance(similar_domain, bool):
-        raise utils.invalid_value("similar_domain", "True or False", similar_domain)
+    similar_domain = utils.check_bool("similar_domain", similar_domain)
     return STRATEGIES[(n_examples < little_data, similar_domain)]
 
 

@@ -111,12 +111,10 @@ class TestTimeAugmentation(keras.Model):
             raise utils.invalid_value("model", "a Keras model", model)
         self.classifier = model
         self.crops = utils.check_choice("crops", crops, CROPS)
-        if not isinstance(flips, bool):
-            raise utils.invalid_value("flips", "a bool", flips)
-        self.flips = flips
+        self.flips = utils.check_bool("flips", flips)
         self.padding = utils.check_int("padding", padding, 0)
         self.reduce = utils.check_choice("reduce", reduce, REDUCTIONS)
-        self.from_logits = bool(from_logits)
+        self.from_logits = utils.check_bool("from_logits", from_logits)
         model_size = self._model_input_size(model)
         self.crop_size = self._check_size("crop_size", crop_size, model_size)
         self.image_size = self._check_size("image_size", image_size, model_size)
@@ -187,14 +185,20 @@ class TestTimeAugmentation(keras.Model):
 
     def build(self, input_shape=None):
         if input_shape is not None:
-            shape = tuple(input_shape)
-            if len(shape) != 4 or tuple(shape[1:3]) != self.image_size:
-                raise ValueError(
-                    "`TestTimeAugmentation` expects images of shape "
-                    f"(N, {self.image_size[0]}, {self.image_size[1]}, C). "
-                    f"Received: input shape={shape}"
-                )
+            self._check_input_shape(input_shape)
         self.built = True
+
+    def _check_input_shape(self, input_shape) -> None:
+        """Refuses images of another size (the views are cut for `image_size`)."""
+        shape = tuple(input_shape)
+        size = tuple(shape[1:3]) if len(shape) == 4 else None
+        known = size is not None and None not in size
+        if size is None or (known and tuple(int(v) for v in size) != self.image_size):
+            raise ValueError(
+                "`TestTimeAugmentation` expects images of shape "
+                f"(N, {self.image_size[0]}, {self.image_size[1]}, C). "
+                f"Received: input shape={shape}"
+            )
 
     def views(self, images):
         """The views of a batch, `(num_views, N, h, w, C)`."""
@@ -211,6 +215,9 @@ class TestTimeAugmentation(keras.Model):
         )
 
     def call(self, inputs, training=False):
+        # Checked at every call, not only at the first build: a later batch
+        # of another size would get views cut for the wrong size.
+        self._check_input_shape(inputs.shape)
         views = self.views(inputs)
         num_views = views.shape[0]
         ch, cw = self.crop_size

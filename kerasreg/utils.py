@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import keras
+import numpy as np
 
 PACKAGE = "kerasreg"
 
@@ -95,6 +96,46 @@ def check_int(
             expected = "an integer"
         raise invalid_value(name, expected, value)
     return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Checks a boolean flag: `True` / `False` or a NumPy boolean.
+
+    Strings, numbers and other objects are refused rather than converted:
+    `bool("False")` is `True`.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise invalid_value(name, "a boolean (True or False)", value)
+
+
+def check_verbose(name: str, value: Any) -> int:
+    """Checks a callback's verbosity: `"auto"` (1), a boolean or an int >= 0."""
+    if value == "auto" and isinstance(value, str):
+        return 1
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, numbers.Integral) and value >= 0:
+        return int(value)
+    raise invalid_value(name, '"auto", a boolean or an integer >= 0', value)
+
+
+#: Seeds are unsigned 32-bit integers on every backend (JAX's keys take no
+#: more, and no negative value).
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(name: str, value: Any) -> int | None:
+    """Checks a random seed: None, or an integer in [0, 2**32 - 1]."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and 0 <= value <= SEED_MAX
+    ):
+        return int(value)
+    raise invalid_value(name, f"None or an integer in [0, {SEED_MAX}]", value)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:

@@ -163,15 +163,17 @@ class EMAWeights(ConfigurableCallback):
         self.decay = utils.check_float(
             "decay", decay, 0.0, 1.0, low_inclusive=False, high_inclusive=False
         )
-        self.warmup = bool(warmup)
+        self.warmup = utils.check_bool("warmup", warmup)
         self.warmup_power = utils.check_float(
             "warmup_power", warmup_power, 0.0, low_inclusive=False
         )
         self.update_every = utils.check_int("update_every", update_every, 1)
         self.start_step = utils.check_int("start_step", start_step, 0)
-        self.average_non_trainable = bool(average_non_trainable)
-        self.swap_for_eval = bool(swap_for_eval)
-        self.ema_at_end = bool(ema_at_end)
+        self.average_non_trainable = utils.check_bool(
+            "average_non_trainable", average_non_trainable
+        )
+        self.swap_for_eval = utils.check_bool("swap_for_eval", swap_for_eval)
+        self.ema_at_end = utils.check_bool("ema_at_end", ema_at_end)
         self._clear()
 
     def _clear(self):

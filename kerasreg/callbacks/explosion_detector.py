@@ -115,9 +115,9 @@ class ExplosionDetector(ConfigurableCallback):
         self.factor = utils.check_float("factor", factor, 1.0, low_inclusive=False)
         self.warmup_batches = utils.check_int("warmup_batches", warmup_batches, 1)
         self.min_scale = utils.check_float("min_scale", min_scale, 0.0)
-        self.restore_weights = bool(restore_weights)
-        self.raise_error = bool(raise_error)
-        self.verbose = int(verbose)
+        self.restore_weights = utils.check_bool("restore_weights", restore_weights)
+        self.raise_error = utils.check_bool("raise_error", raise_error)
+        self.verbose = utils.check_verbose("verbose", verbose)
         self._target = None
         self._reset()
 

@@ -99,9 +99,11 @@ class SmoothedEarlyStopping(ConfigurableCallback):
         self.alpha = utils.check_float("alpha", alpha, 0.0, 1.0, low_inclusive=False)
         self.window = utils.check_int("window", window, 1)
         self.patience = utils.check_int("patience", patience, 0)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = utils.check_bool(
+            "restore_best_weights", restore_best_weights
+        )
         self.start_from_epoch = utils.check_int("start_from_epoch", start_from_epoch, 0)
-        self.verbose = int(verbose)
+        self.verbose = utils.check_verbose("verbose", verbose)
         self._reset()
 
     @property

@@ -184,7 +184,7 @@ class SnapshotEnsemble(ConfigurableCallback):
             keep = utils.check_int("keep", keep, 1)
         self.keep = keep
         self.directory = _check_directory(directory)
-        self.verbose = int(verbose)
+        self.verbose = utils.check_verbose("verbose", verbose)
         self._reset()
 
     def _reset(self):

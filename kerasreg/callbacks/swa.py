@@ -140,7 +140,9 @@ class SWA(ConfigurableCallback):
         if swa_lr is not None:
             swa_lr = utils.check_float("swa_lr", swa_lr, 0.0, low_inclusive=False)
         self.swa_lr = swa_lr
-        self.update_batch_norm = bool(update_batch_norm)
+        self.update_batch_norm = utils.check_bool(
+            "update_batch_norm", update_batch_norm
+        )
         self.data = data
         self.batch_size = utils.check_int("batch_size", batch_size, 1)
         self._reset()

@@ -727,7 +727,13 @@ def sanity_check(
         hint = ""
         if not ok:
             probabilities = _looks_like_probabilities(out, spec)
-            if spec.is_classification and not spec.from_logits and not probabilities:
+            if not np.all(np.isfinite(out)):
+                hint = (
+                    "the untrained model outputs NaN or inf: check the inputs for "
+                    "NaN/inf values, the initial weights and any custom layer "
+                    "(a division by zero, a log of a negative number)."
+                )
+            elif spec.is_classification and not spec.from_logits and not probabilities:
                 hint = (
                     "the model outputs logits (values outside [0, 1]"
                     + (" or rows not summing to 1" if spec.kind != C.BINARY_CE else "")

@@ -84,8 +84,8 @@ class AugmentationLayer(keras.Layer):
         self.value_range = utils.check_range(
             "value_range", value_range, allow_equal=False
         )
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = utils.check_seed("seed", seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     # -- tf.data on every backend --------------------------------------------
 

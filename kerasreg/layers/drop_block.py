@@ -84,8 +84,7 @@ class DropBlock2D(keras.layers.Layer):
         self.data_format = utils.check_choice(
             "data_format", data_format, ("channels_last", "channels_first")
         )
-        if seed is not None:
-            seed = utils.check_int("seed", seed)
+        seed = utils.check_seed("seed", seed)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -23,8 +23,7 @@ def _check_common(layer, rate, inference, num_samples, seed):
     layer.rate = utils.check_rate("rate", rate)
     layer.inference = utils.check_choice("inference", inference, _INFERENCE_MODES)
     layer.num_samples = utils.check_int("num_samples", num_samples, low=1)
-    if seed is not None:
-        seed = utils.check_int("seed", seed)
+    seed = utils.check_seed("seed", seed)
     layer.seed = seed
     layer.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -55,8 +55,7 @@ class DropPath(keras.layers.Layer):
     def __init__(self, rate=0.1, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = utils.check_rate("rate", rate)
-        if seed is not None:
-            seed = utils.check_int("seed", seed)
+        seed = utils.check_seed("seed", seed)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

@@ -83,12 +83,9 @@ class InvertedDropout(keras.layers.Layer):
         super().__init__(**kwargs)
         self.rate = utils.check_rate("rate", rate)
         self.noise_shape = _check_noise_shape(noise_shape)
-        if seed is not None:
-            seed = utils.check_int("seed", seed)
+        seed = utils.check_seed("seed", seed)
         self.seed = seed
-        if not isinstance(mc, bool):
-            raise utils.invalid_value("mc", "a boolean", mc)
-        self.mc = mc
+        self.mc = utils.check_bool("mc", mc)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
         self.built = True

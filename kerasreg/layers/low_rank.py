@@ -127,9 +127,7 @@ class LowRankDense(keras.layers.Layer):
         self.units = utils.check_int("units", units, low=1)
         self.rank = utils.check_int("rank", rank, low=1, high=self.units)
         self.activation = keras.activations.get(activation)
-        if not isinstance(use_bias, bool):
-            raise utils.invalid_value("use_bias", "a boolean", use_bias)
-        self.use_bias = use_bias
+        self.use_bias = utils.check_bool("use_bias", use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -241,7 +239,21 @@ class LowRankDense(keras.layers.Layer):
                 "Invalid value received for argument `layer`. Expected a built "
                 f"`keras.layers.Dense`. Received: layer={layer.name!r} (not built)"
             )
+        mode = getattr(layer, "quantization_mode", None)
+        if mode is not None:
+            raise ValueError(
+                "Invalid value received for argument `layer`. Expected a float "
+                "`keras.layers.Dense` (factorize before quantizing). Received: "
+                f"layer={layer.name!r} quantized with mode {mode!r}"
+            )
         kernel = np.asarray(ops.convert_to_numpy(layer.kernel), dtype="float64")
+        if not np.all(np.isfinite(kernel)):
+            raise ValueError(
+                "Invalid value received for argument `layer`. Expected a Dense "
+                "layer with a finite kernel. Received: "
+                f"layer={layer.name!r} whose kernel holds "
+                f"{int(np.sum(~np.isfinite(kernel)))} NaN/inf values"
+            )
         in_dim, units = kernel.shape
         full_rank = min(in_dim, units)
         rank = utils.check_int("rank", rank, low=1, high=full_rank)

@@ -134,6 +134,12 @@ class PCAColorAugmentation(AugmentationLayer):
                     f"(N, H, W, 3). Received a batch of shape {batch.shape}"
                 )
             pixels = (batch.reshape(-1, 3).astype("float64") - lo) / (hi - lo)
+            if not np.all(np.isfinite(pixels)):
+                raise ValueError(
+                    "`PCAColorAugmentation.adapt` expects finite pixel values. "
+                    f"Received a batch (step {step}) with "
+                    f"{int(np.sum(~np.isfinite(pixels)))} NaN/inf values"
+                )
             count += len(pixels)
             total += pixels.sum(axis=0)
             outer += pixels.T @ pixels
