@@ -314,8 +314,20 @@ def adjust_contrast(images, factor):
     return blend(ops.broadcast_to(mean, ops.shape(images)), images, factor)
 
 
-def adjust_sharpness(images, factor):
-    """Blends with PIL's SMOOTH filter (3x3, centre 5, /13); borders kept."""
+def sharpness_degenerate(images):
+    """PIL's SMOOTH filter (3x3, centre 5, /13) inside, the image on the border.
+
+    An image with fewer than 3 rows or columns is all border: it is returned
+    as is (so `adjust_sharpness` leaves it unchanged).
+    """
+    h, w = images.shape[1], images.shape[2]
+    if h is None or w is None:
+        raise ValueError(
+            "`adjust_sharpness` needs a static image height and width. "
+            f"Received: images.shape={images.shape}"
+        )
+    if h < 3 or w < 3:
+        return images
     channels = images.shape[-1]
     kernel = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], "float32") / 13.0
     kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1))
@@ -324,12 +336,18 @@ def adjust_sharpness(images, factor):
     )
     # Interior pixels are smoothed, the one-pixel border is the image.
     smooth = ops.pad(smooth, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    h, w = images.shape[1], images.shape[2]
     border = np.ones((1, h, w, 1), "float32")
     border[:, 1:-1, 1:-1, :] = 0.0
     border = ops.cast(border, images.dtype)
-    degenerate = border * images + (1.0 - border) * smooth
-    return blend(degenerate, images, factor)
+    return border * images + (1.0 - border) * smooth
+
+
+def adjust_sharpness(images, factor):
+    """Blends with PIL's SMOOTH filter (3x3, centre 5, /13); borders kept.
+
+    Images with fewer than 3 rows or columns (all border) are unchanged.
+    """
+    return blend(sharpness_degenerate(images), images, factor)
 
 
 def invert(images):
