@@ -121,6 +121,8 @@ COLOR = (
     "Sharpness",
 )
 OPERATIONS = tuple(GEOMETRIC) + COLOR
+# Operations without a parameter (their magnitude is unused).
+UNPARAMETERISED = {"Invert", "AutoContrast", "Equalize"}
 # Operations whose parameter is signed at random (+/-), as in the paper.
 SIGNED = {
     "ShearX",
@@ -316,19 +318,24 @@ class AutoAugment(AugmentationLayer):
         """Per image: the sub-policy, then per stage the op id and its value.
 
         The op id is 0 where the step is not applied; the value is the signed
-        level. The draws (and their order) are those of the reference
-        implementation `reference_augment`, so both agree under a seed.
+        level. All of it comes from one uniform draw `(n, 1 + 2 * stages)`
+        (the sub-policy, then per stage the "applied" and the sign variates):
+        one draw keeps the per-batch graph small, which matters in
+        `tf.data`. `reference_augment` uses the same draws.
         """
-        seed = self.seed_generator
-        which = keras.random.randint((n,), 0, len(self.policies), seed=seed)
+        num = len(self.policies)
+        u = keras.random.uniform(
+            (n, 1 + 2 * self._num_stages), seed=self.seed_generator
+        )
+        which = ops.minimum(ops.cast(ops.floor(u[:, 0] * num), "int32"), num - 1)
         draws = []
         for stage in range(self._num_stages):
             op = ops.take(ops.convert_to_tensor(self._op_ids[:, stage]), which)
             prob = ops.take(ops.convert_to_tensor(self._probs[:, stage]), which)
             level = ops.take(ops.convert_to_tensor(self._levels[:, stage]), which)
             signed = ops.take(ops.convert_to_tensor(self._signed[:, stage]), which)
-            apply = keras.random.uniform((n,), seed=seed) < prob
-            sign = ops.where(keras.random.uniform((n,), seed=seed) < 0.5, -1.0, 1.0)
+            apply = u[:, 1 + 2 * stage] < prob
+            sign = ops.where(u[:, 2 + 2 * stage] < 0.5, -1.0, 1.0)
             op = ops.where(apply, op, 0)
             value = level * ops.where(signed > 0, sign, 1.0)
             draws.append((op, value))
@@ -338,7 +345,7 @@ class AutoAugment(AugmentationLayer):
         """One stage with the images grouped by operation (dynamic shapes).
 
         The images are sorted by their operation; each operation runs once,
-        on its contiguous group only (skipped when the group is empty), all
+        on its contiguous group only (an empty group costs no pixel work), all
         geometric operations as one affine transform with per-image
         matrices; the inverse permutation puts the images back in order.
         The work is that of the operations the images drew.
@@ -360,26 +367,27 @@ class AutoAugment(AugmentationLayer):
         order = ops.argsort(group)
         counts = ops.sum(ops.one_hot(group, num_groups, dtype="int32"), axis=0)
         ends = ops.cumsum(counts)
+        # Per image: the value, then (geometric policies) the affine matrix,
+        # computed for the whole batch (small) and sorted with the images.
+        params = ops.expand_dims(ops.cast(value, "float32"), 1)
+        if geometric:
+            kind = ops.take(ops.convert_to_tensor(kind_of), op)
+            size = (x.shape[1], x.shape[2])
+            matrices = image_ops.geometric_transforms(kind, value, size)
+            params = ops.concatenate([params, matrices], axis=1)
         xs = ops.take(x, order, axis=0)
-        vs = ops.take(value, order, axis=0)
-        kinds = ops.take(ops.take(ops.convert_to_tensor(kind_of), op), order, axis=0)
-        size = (x.shape[1], x.shape[2])
+        params = ops.take(params, order, axis=0)
         pieces = [xs[: ends[0]]]
         for g in range(1, num_groups):
             start, end = ends[g - 1], ends[g]
-            sub, v, k = xs[start:end], vs[start:end], kinds[start:end]
+            sub = xs[start:end]
             if g == 1 and geometric:
-
-                def run(sub=sub, v=v, k=k):
-                    return self._geometric(sub, k, v, size)
-
+                out = self._affine(sub, params[start:end, 1:])
             else:
                 name = colour[g - first]
-
-                def run(sub=sub, v=v, name=name):
-                    return ops.cast(self._color_op(name, sub, v), sub.dtype)
-
-            pieces.append(ops.cond(end > start, run, lambda sub=sub: sub))
+                v = None if name in UNPARAMETERISED else params[start:end, 0]
+                out = self._color_op(name, sub, v)
+            pieces.append(ops.cast(out, sub.dtype))
         out = ops.concatenate(pieces, axis=0)
         return ops.take(out, ops.argsort(order), axis=0)
 
@@ -464,6 +472,10 @@ class AutoAugment(AugmentationLayer):
     @staticmethod
     def _geometric(x, kind, value, size):
         transforms = image_ops.geometric_transforms(kind, value, size)
+        return AutoAugment._affine(x, transforms)
+
+    @staticmethod
+    def _affine(x, transforms):
         moved = ops.image.affine_transform(
             x,
             transforms,
