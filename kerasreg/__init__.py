@@ -29,3 +29,8 @@ from kerasreg import diagnostics, transfer  # noqa: E402, F401
 
 # Training callbacks' ensembles (issue 4).
 from kerasreg import ensembles  # noqa: E402, F401
+
+# isort: split
+# CIFAR-10 for the examples and benchmarks: NumPy and the standard library at
+# import time (Keras, TensorFlow and PIL only inside its functions).
+from kerasreg import datasets  # noqa: E402, F401

@@ -50,7 +50,9 @@ class AugmentationPipeline(keras.Sequential):
     Keras `Sequential` cannot run (it would hand the TensorFlow tensor to JAX),
     it calls its layers one after the other instead: Keras's preprocessing
     layers and kerasreg's augmentation layers each know how to run in a
-    `tf.data` graph on any backend.
+    `tf.data` graph on any backend. Unlike a plain `Sequential`, it is not
+    locked to the shape of its first call: it takes a single image
+    `(H, W, C)` or a batch `(N, H, W, C)` of any size, in any order.
 
     Args:
         layers: The augmentation layers. Defaults to `None`.
@@ -64,6 +66,14 @@ class AugmentationPipeline(keras.Sequential):
     >>> tuple(aug(np.zeros((2, 8, 8, 3), "float32")).shape)
     (2, 8, 8, 3)
     """
+
+    def build(self, input_shape=None):
+        # No functional graph of the first call's shape (a `Sequential` would
+        # build one, fixing the rank and batch size): the layers run one after
+        # the other, so that a single image `(H, W, C)` and batches of any
+        # size can follow each other, as for Keras's preprocessing layers.
+        # Each layer builds itself on its first call.
+        self.built = True
 
     def __call__(self, inputs, *args, **kwargs):
         if keras.backend.backend() != "tensorflow":
@@ -129,8 +139,10 @@ def pipeline(
 
     Returns:
         An `AugmentationPipeline` (a `keras.Sequential`) of augmentation
-        layers: images in, images out, same size, compute dtype. It runs in
-        `tf.data` on every backend.
+        layers: images in, images out, same size, compute dtype. It takes a
+        single image `(H, W, C)` or a batch `(N, H, W, C)` of any size, in any
+        order of calls, and runs in `tf.data` on every backend (`ds.map` on
+        batched or unbatched elements).
 
     Example:
 

@@ -104,3 +104,68 @@ def test_pipeline_in_tf_data_on_this_backend():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         pipeline(**kwargs)
+
+
+def kerasreg_layers():
+    return [
+        kerasreg.layers.AutoAugment("cifar10", seed=0),
+        kerasreg.layers.PCAColorAugmentation(seed=0),
+        kerasreg.layers.RandomPixelNoise(0.1, seed=0),
+        kerasreg.layers.RandomResizedCrop(8, 8, seed=0),
+        kerasreg.layers.RandomScaleCrop(8, 8, (12, 16), seed=0),
+    ]
+
+
+def out_shape(layer, shape):
+    return tuple(shape[:-3]) + (8, 8, 3) if hasattr(layer, "height") else shape
+
+
+@pytest.mark.parametrize("first", ["image", "batch"])
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_pipeline_takes_an_image_or_a_batch_in_either_order(task, first):
+    # Like Keras's preprocessing layers: not locked to the first call's
+    # rank or batch size.
+    x = toolkit.images(4, 16, 16, 3, dtype="uint8")
+    inputs = [x[0], x, x[:3], x[1]] if first == "image" else [x, x[0], x[:3]]
+    aug = pipeline(task, seed=1)
+    for a in inputs:
+        out = np_(aug(a, training=True))
+        assert out.shape == a.shape and np.all(np.isfinite(out))
+        np.testing.assert_allclose(np_(aug(a, training=False)), a)
+
+
+@pytest.mark.parametrize("first", ["image", "batch"])
+def test_layers_take_an_image_or_a_batch_in_either_order(first):
+    x = toolkit.images(4, 16, 16, 3, dtype="uint8")
+    inputs = [x[0], x, x[:3], x[1]] if first == "image" else [x, x[0], x[:3]]
+    for layer in kerasreg_layers():
+        for a in inputs:
+            out = np_(layer(a, training=True))
+            assert out.shape == out_shape(layer, a.shape), type(layer).__name__
+
+
+def test_unbatched_and_batched_elements_in_tf_data():
+    tf = pytest.importorskip("tensorflow")
+    x = toolkit.images(6, 16, 16, 3, dtype="uint8")
+    aug = pipeline("natural", seed=0)
+    layers = kerasreg_layers()
+    for stage in [aug, *layers]:
+        single = tf.data.Dataset.from_tensor_slices(x)
+        outs = [o.numpy() for o in single.map(lambda a, s=stage: s(a, training=True))]
+        expected = out_shape(stage, (16, 16, 3))
+        assert [o.shape for o in outs] == [expected] * 6, stage.name
+        batched = single.batch(4).map(lambda a, s=stage: s(a, training=True))
+        outs = [o.numpy() for o in batched]
+        assert [o.shape[0] for o in outs] == [4, 2], stage.name
+        assert all(o.shape[1:] == expected for o in outs)
+
+
+def test_layers_pass_an_empty_batch_through():
+    # As Keras's own layers do: (0, H, W, C) in, (0, h, w, C) out.
+    tf = pytest.importorskip("tensorflow")
+    x = np.zeros((0, 16, 16, 3), "uint8")
+    for layer in kerasreg_layers():
+        expected = out_shape(layer, x.shape)
+        assert np_(layer(x, training=True)).shape == expected, layer.name
+        ds = tf.data.Dataset.from_tensors(x).map(lambda t, s=layer: s(t))
+        assert [o.numpy().shape for o in ds] == [expected], layer.name

@@ -48,3 +48,33 @@ def test_bad_folder_is_named(tmp_path):
         datasets.load_cifar10(tmp_path)
     with pytest.raises(ValueError, match="`size`"):
         datasets.stratified_subset(np.arange(5), 6)
+
+
+def test_reachable_after_import_kerasreg_without_importing_more():
+    # `import kerasreg` is enough (no `import kerasreg.datasets`), and it
+    # imports TensorFlow only if Keras itself does (not on JAX).
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, keras\n"
+        "before = 'tensorflow' in sys.modules\n"
+        "import kerasreg\n"
+        "assert callable(kerasreg.datasets.load_cifar10)\n"
+        "assert kerasreg.datasets.CIFAR10_CLASSES[0] == 'airplane'\n"
+        "print(before, 'tensorflow' in sys.modules)\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
+    )
+    before, after = out.stdout.split()
+    assert before == after

@@ -121,6 +121,8 @@ COLOR = (
     "Sharpness",
 )
 OPERATIONS = tuple(GEOMETRIC) + COLOR
+# Operations without a parameter (their magnitude is unused).
+UNPARAMETERISED = {"Invert", "AutoContrast", "Equalize"}
 # Operations whose parameter is signed at random (+/-), as in the paper.
 SIGNED = {
     "ShearX",
@@ -212,18 +214,27 @@ class AutoAugment(AugmentationLayer):
     - `"imagenet"`: Posterize, Solarize, Equalize, Rotate and Color.
     - `"svhn"`: geometric (ShearX/Y) and Invert, which suit digits.
 
-    The whole batch is processed at once, without a loop over images: per
-    stage, the geometric step of every image is one batched affine transform
-    (identity where not applied) and every pixel operation used by the policy
-    is computed for the batch and selected per image. Images are processed
-    on the `[0, 1]` scale of `value_range`; the fill colour of geometric
-    operations is mid-gray, as in the paper. A custom `policy` (a list of
-    sub-policies with the operations of `kerasreg.layers.auto_augment.OPERATIONS`)
-    is accepted too. At inference the layer is the identity.
+    Only what each image draws is computed. On TensorFlow the images of a
+    batch are grouped by operation, per stage: each operation runs once, on
+    its group only (all geometric operations together, as one affine
+    transform with per-image matrices). On other backends, where XLA fuses
+    element-wise work, each stage is a few whole-batch expressions with
+    per-image factors (the linear colour operations as one
+    `a * x + b + c * gray + d * smooth`, Invert and Solarize as one
+    threshold). Both give the outputs of computing every operation for the
+    whole batch and selecting per image (`reference_augment`), under the same
+    seed. Images are processed on the `[0, 1]` scale of `value_range`; the
+    fill colour of geometric operations is mid-gray, as in the paper. A
+    custom `policy` (a list of sub-policies with the operations of
+    `kerasreg.layers.auto_augment.OPERATIONS`) is accepted too. At inference
+    the layer is the identity. An empty batch passes through; Sharpness
+    leaves images with fewer than 3 rows or columns unchanged (they are all
+    border, which PIL's filter keeps).
 
-    On the TensorFlow backend a policy with geometric operations sets
-    `supports_jit = False` (no XLA kernel for the projective transform), as
-    Keras's `RandomRotation` does.
+    On the TensorFlow backend the layer sets `supports_jit = False` (groups
+    of run-time size, and no XLA kernel for the projective transform), as
+    Keras's `RandomRotation` does: a model compiled with `jit_compile=True`
+    then runs without XLA.
 
     Args:
         policy: `"cifar10"`, `"imagenet"`, `"svhn"` or a list of
@@ -277,10 +288,9 @@ class AutoAugment(AugmentationLayer):
             sorted({op for op, _, _ in (sub[s] for sub in table)})
             for s in range(self._num_stages)
         ]
-        has_geometric = any(op in GEOMETRIC for ops_ in self._stage_ops for op in ops_)
-        self.supports_jit = not (
-            has_geometric and keras.backend.backend() == "tensorflow"
-        )
+        # On TensorFlow the images are grouped by operation (groups of run-time
+        # size, which XLA cannot compile; nor the projective transform).
+        self.supports_jit = keras.backend.backend() != "tensorflow"
 
     def _check_input_shape(self, input_shape):
         shape = super()._check_input_shape(input_shape)
@@ -292,45 +302,188 @@ class AutoAugment(AugmentationLayer):
         return shape
 
     def augment(self, images):
+        if images.shape[0] == 0:  # a static empty batch passes through
+            return images
         lo, hi = self.value_range
         x = (images - lo) / (hi - lo)
-        n = ops.shape(x)[0]
-        size = (x.shape[1], x.shape[2])
-        seed = self.seed_generator
-        which = keras.random.randint((n,), 0, len(self.policies), seed=seed)
+        which, draws = self._draw(ops.shape(x)[0])
+        for stage, (op, value) in enumerate(draws):
+            if keras.backend.backend() == "tensorflow":
+                x = self._stage_grouped(stage, x, op, value)
+            else:
+                x = self._stage_fused(stage, x, op, value)
+        return x * (hi - lo) + lo
+
+    def _draw(self, n):
+        """Per image: the sub-policy, then per stage the op id and its value.
+
+        The op id is 0 where the step is not applied; the value is the signed
+        level. All of it comes from one uniform draw `(n, 1 + 2 * stages)`
+        (the sub-policy, then per stage the "applied" and the sign variates):
+        one draw keeps the per-batch graph small, which matters in
+        `tf.data`. `reference_augment` uses the same draws.
+        """
+        num = len(self.policies)
+        u = keras.random.uniform(
+            (n, 1 + 2 * self._num_stages), seed=self.seed_generator
+        )
+        which = ops.minimum(ops.cast(ops.floor(u[:, 0] * num), "int32"), num - 1)
+        draws = []
         for stage in range(self._num_stages):
             op = ops.take(ops.convert_to_tensor(self._op_ids[:, stage]), which)
             prob = ops.take(ops.convert_to_tensor(self._probs[:, stage]), which)
             level = ops.take(ops.convert_to_tensor(self._levels[:, stage]), which)
             signed = ops.take(ops.convert_to_tensor(self._signed[:, stage]), which)
-            apply = keras.random.uniform((n,), seed=seed) < prob
-            sign = ops.where(keras.random.uniform((n,), seed=seed) < 0.5, -1.0, 1.0)
+            apply = u[:, 1 + 2 * stage] < prob
+            sign = ops.where(u[:, 2 + 2 * stage] < 0.5, -1.0, 1.0)
             op = ops.where(apply, op, 0)
             value = level * ops.where(signed > 0, sign, 1.0)
-            names = self._stage_ops[stage]
-            geometric = [name for name in names if name in GEOMETRIC]
-            if geometric:
-                kind = ops.zeros_like(op)
-                for name in geometric:
-                    kind = ops.where(
-                        op == OPERATIONS.index(name) + 1, GEOMETRIC[name], kind
-                    )
-                transforms = image_ops.geometric_transforms(kind, value, size)
-                moved = ops.image.affine_transform(
-                    x,
-                    transforms,
-                    interpolation="bilinear",
-                    fill_mode="constant",
-                    fill_value=0.5,
+            draws.append((op, value))
+        return which, draws
+
+    def _stage_grouped(self, stage, x, op, value):
+        """One stage with the images grouped by operation (dynamic shapes).
+
+        The images are sorted by their operation; each operation runs once,
+        on its contiguous group only (an empty group costs no pixel work), all
+        geometric operations as one affine transform with per-image
+        matrices; the inverse permutation puts the images back in order.
+        The work is that of the operations the images drew.
+        """
+        names = self._stage_ops[stage]
+        geometric = [name for name in names if name in GEOMETRIC]
+        colour = [name for name in names if name not in GEOMETRIC]
+        # Group 0: unchanged, then the geometric group, then one per colour op.
+        group_of = np.zeros(len(OPERATIONS) + 1, "int32")
+        kind_of = np.zeros(len(OPERATIONS) + 1, "int32")
+        for name in geometric:
+            group_of[OPERATIONS.index(name) + 1] = 1
+            kind_of[OPERATIONS.index(name) + 1] = GEOMETRIC[name]
+        first = 2 if geometric else 1
+        for j, name in enumerate(colour):
+            group_of[OPERATIONS.index(name) + 1] = first + j
+        num_groups = first + len(colour)
+        group = ops.take(ops.convert_to_tensor(group_of), op)
+        order = ops.argsort(group)
+        counts = ops.sum(ops.one_hot(group, num_groups, dtype="int32"), axis=0)
+        ends = ops.cumsum(counts)
+        # Per image: the value, then (geometric policies) the affine matrix,
+        # computed for the whole batch (small) and sorted with the images.
+        params = ops.expand_dims(ops.cast(value, "float32"), 1)
+        if geometric:
+            kind = ops.take(ops.convert_to_tensor(kind_of), op)
+            size = (x.shape[1], x.shape[2])
+            matrices = image_ops.geometric_transforms(kind, value, size)
+            params = ops.concatenate([params, matrices], axis=1)
+        xs = ops.take(x, order, axis=0)
+        params = ops.take(params, order, axis=0)
+        pieces = [xs[: ends[0]]]
+        for g in range(1, num_groups):
+            start, end = ends[g - 1], ends[g]
+            sub = xs[start:end]
+            if g == 1 and geometric:
+                out = self._affine(sub, params[start:end, 1:])
+            else:
+                name = colour[g - first]
+                v = None if name in UNPARAMETERISED else params[start:end, 0]
+                out = self._color_op(name, sub, v)
+            pieces.append(ops.cast(out, sub.dtype))
+        out = ops.concatenate(pieces, axis=0)
+        return ops.take(out, ops.argsort(order), axis=0)
+
+    def _stage_fused(self, stage, x, op, value):
+        """One stage as a few whole-batch expressions with per-image factors.
+
+        For compilers that fuse element-wise work (XLA, always used on JAX):
+        one affine transform for the geometric ops; the linear colour ops
+        (AutoContrast, Brightness, Contrast, Color, Sharpness) as one
+        `a * x + b + c * gray + d * smooth` with per-image (and per-channel)
+        coefficients; Invert and Solarize as one per-image threshold;
+        Posterize and Equalize selected per image.
+        """
+        names = self._stage_ops[stage]
+        ids = {name: OPERATIONS.index(name) + 1 for name in names}
+        size = (x.shape[1], x.shape[2])
+
+        def is_(name):
+            return op == ids[name] if name in ids else ops.zeros_like(op, "bool")
+
+        def per_image(t):
+            return ops.reshape(ops.cast(t, x.dtype), (-1, 1, 1, 1))
+
+        geometric = [name for name in names if name in GEOMETRIC]
+        if geometric:
+            kind = ops.zeros_like(op)
+            for name in geometric:
+                kind = ops.where(is_(name), GEOMETRIC[name], kind)
+            moved = self._geometric(x, kind, value, size)
+            x = ops.where(ops.reshape(kind > 0, (-1, 1, 1, 1)), moved, x)
+        y = x
+        linear = [
+            name
+            for name in ("AutoContrast", "Brightness", "Contrast", "Color", "Sharpness")
+            if name in ids
+        ]
+        if linear:
+            factor = per_image(1.0 + value)
+            blend = ops.zeros_like(factor)  # the blends clip to [0, 1]
+            a = ops.ones_like(factor)
+            b = ops.zeros_like(factor)
+            for name in ("Brightness", "Contrast", "Color", "Sharpness"):
+                if name in ids:
+                    chosen = per_image(is_(name))
+                    a = a + chosen * (factor - 1.0)
+                    blend = blend + chosen
+            if "Contrast" in ids:
+                mean = ops.mean(image_ops.grayscale(x), axis=(1, 2, 3), keepdims=True)
+                b = b + per_image(is_("Contrast")) * (1.0 - factor) * mean
+            if "AutoContrast" in ids:
+                lo = ops.min(x, axis=(1, 2), keepdims=True)
+                span = ops.max(x, axis=(1, 2), keepdims=True) - lo
+                stretch = ops.logical_and(
+                    ops.reshape(is_("AutoContrast"), (-1, 1, 1, 1)), span > 0
                 )
-                x = ops.where(ops.reshape(kind > 0, (-1, 1, 1, 1)), moved, x)
-            for name in names:
-                if name in GEOMETRIC:
-                    continue
-                out = self._color_op(name, x, value)
-                chosen = ops.reshape(op == OPERATIONS.index(name) + 1, (-1, 1, 1, 1))
-                x = ops.where(chosen, ops.cast(out, x.dtype), x)
-        return x * (hi - lo) + lo
+                safe = ops.where(stretch, span, ops.ones_like(span))
+                a = ops.where(stretch, 1.0 / safe, a)
+                b = ops.where(stretch, -lo / safe, b)
+            y = a * x + b
+            if "Color" in ids and x.shape[-1] != 1:
+                y = y + per_image(is_("Color")) * (1.0 - factor) * image_ops.grayscale(
+                    x
+                )
+            elif "Color" in ids:
+                y = y + per_image(is_("Color")) * (1.0 - factor) * x
+            if "Sharpness" in ids:
+                smooth = image_ops.sharpness_degenerate(x)
+                y = y + per_image(is_("Sharpness")) * (1.0 - factor) * smooth
+            y = ops.where(blend > 0, ops.clip(y, 0.0, 1.0), y)
+        if "Invert" in ids or "Solarize" in ids:
+            threshold = ops.where(is_("Invert"), -np.inf, np.inf)
+            threshold = ops.where(is_("Solarize"), value, threshold)
+            y = ops.where(x >= per_image(threshold), 1.0 - x, y)
+        if "Posterize" in ids:
+            chosen = ops.reshape(is_("Posterize"), (-1, 1, 1, 1))
+            y = ops.where(chosen, image_ops.posterize(x, value), y)
+        if "Equalize" in ids:
+            chosen = ops.reshape(is_("Equalize"), (-1, 1, 1, 1))
+            y = ops.where(chosen, image_ops.equalize(x), y)
+        return ops.cast(y, x.dtype)
+
+    @staticmethod
+    def _geometric(x, kind, value, size):
+        transforms = image_ops.geometric_transforms(kind, value, size)
+        return AutoAugment._affine(x, transforms)
+
+    @staticmethod
+    def _affine(x, transforms):
+        moved = ops.image.affine_transform(
+            x,
+            transforms,
+            interpolation="bilinear",
+            fill_mode="constant",
+            fill_value=0.5,
+        )
+        return ops.cast(moved, x.dtype)
 
     @staticmethod
     def _color_op(name, x, value):
@@ -357,3 +510,36 @@ class AutoAugment(AugmentationLayer):
         base_config = super().get_config()
         config = {"policy": self.policy}
         return {**base_config, **config}
+
+
+def reference_augment(layer: AutoAugment, images):
+    """The original, select-everything implementation of `AutoAugment.augment`.
+
+    Per stage, every operation of the policy is computed for the whole batch
+    and selected per image. Slow (the work of all the policy's operations for
+    every image) but simple: the tests check the layer against it under the
+    same seed, and `benchmarks/augmentation_benchmark.py` times it. It draws
+    the same random numbers, in the same order, as the layer.
+    """
+    lo, hi = layer.value_range
+    x = (images - lo) / (hi - lo)
+    size = (x.shape[1], x.shape[2])
+    _, draws = layer._draw(ops.shape(x)[0])
+    for stage, (op, value) in enumerate(draws):
+        names = layer._stage_ops[stage]
+        geometric = [name for name in names if name in GEOMETRIC]
+        if geometric:
+            kind = ops.zeros_like(op)
+            for name in geometric:
+                kind = ops.where(
+                    op == OPERATIONS.index(name) + 1, GEOMETRIC[name], kind
+                )
+            moved = layer._geometric(x, kind, value, size)
+            x = ops.where(ops.reshape(kind > 0, (-1, 1, 1, 1)), moved, x)
+        for name in names:
+            if name in GEOMETRIC:
+                continue
+            out = layer._color_op(name, x, value)
+            chosen = ops.reshape(op == OPERATIONS.index(name) + 1, (-1, 1, 1, 1))
+            x = ops.where(chosen, ops.cast(out, x.dtype), x)
+    return x * (hi - lo) + lo

@@ -146,7 +146,7 @@ def sample_resized_crop_boxes(
     fits = ops.cast(ops.logical_and(w <= width, h <= height), "float32")
     # The first candidate that fits: a one-hot of the argmax of the 0/1 mask.
     pick = ops.one_hot(ops.argmax(fits, axis=1), attempts, dtype="float32")
-    any_fits = ops.max(fits, axis=1) > 0.5
+    any_fits = ops.max(fits, axis=1, initial=0.0) > 0.5  # initial: empty batches
     # Fallback: the whole image, aspect clipped to the range (torchvision).
     in_ratio = width / height
     if in_ratio < ratio[0]:
@@ -314,22 +314,42 @@ def adjust_contrast(images, factor):
     return blend(ops.broadcast_to(mean, ops.shape(images)), images, factor)
 
 
-def adjust_sharpness(images, factor):
-    """Blends with PIL's SMOOTH filter (3x3, centre 5, /13); borders kept."""
+def sharpness_degenerate(images):
+    """PIL's SMOOTH filter (3x3, centre 5, /13) inside, the image on the border.
+
+    An image with fewer than 3 rows or columns is all border: it is returned
+    as is (so `adjust_sharpness` leaves it unchanged).
+    """
+    h, w = images.shape[1], images.shape[2]
+    if h is None or w is None:
+        raise ValueError(
+            "`adjust_sharpness` needs a static image height and width. "
+            f"Received: images.shape={images.shape}"
+        )
+    if h < 3 or w < 3:
+        return images
     channels = images.shape[-1]
     kernel = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], "float32") / 13.0
     kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1))
+    # "same" padding: the border is replaced below; it also keeps the shape
+    # of an empty batch (a "valid" depthwise convolution of an empty batch
+    # comes out at the input size on TensorFlow).
     smooth = ops.depthwise_conv(
-        images, ops.cast(kernel, images.dtype), strides=1, padding="valid"
+        images, ops.cast(kernel, images.dtype), strides=1, padding="same"
     )
     # Interior pixels are smoothed, the one-pixel border is the image.
-    smooth = ops.pad(smooth, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    h, w = images.shape[1], images.shape[2]
     border = np.ones((1, h, w, 1), "float32")
     border[:, 1:-1, 1:-1, :] = 0.0
     border = ops.cast(border, images.dtype)
-    degenerate = border * images + (1.0 - border) * smooth
-    return blend(degenerate, images, factor)
+    return border * images + (1.0 - border) * smooth
+
+
+def adjust_sharpness(images, factor):
+    """Blends with PIL's SMOOTH filter (3x3, centre 5, /13); borders kept.
+
+    Images with fewer than 3 rows or columns (all border) are unchanged.
+    """
+    return blend(sharpness_degenerate(images), images, factor)
 
 
 def invert(images):
@@ -352,8 +372,10 @@ def posterize(images, bits):
 
 def autocontrast(images):
     """Stretches each channel of each image to the full `[0, 1]` range."""
-    lo = ops.min(images, axis=(1, 2), keepdims=True)
-    hi = ops.max(images, axis=(1, 2), keepdims=True)
+    # `initial` changes nothing but lets an empty batch through (eager
+    # TensorFlow refuses the min / max of an empty tensor without it).
+    lo = ops.min(images, axis=(1, 2), keepdims=True, initial=float("inf"))
+    hi = ops.max(images, axis=(1, 2), keepdims=True, initial=-float("inf"))
     span = hi - lo
     safe = ops.where(span > 0, span, ops.ones_like(span))
     out = (images - lo) / safe
@@ -363,32 +385,33 @@ def autocontrast(images):
 def equalize(images):
     """Per-image, per-channel histogram equalisation (PIL's `ImageOps.equalize`).
 
-    The 256-bin histograms of all images and channels come from one
-    `segment_sum`, the look-up tables from a cumulative sum: no loop over
-    images or channels.
+    Every pixel value gets the id of its (image, channel, value) bin; the
+    256-bin histograms of all images and channels come from one
+    `segment_sum` over those ids, the look-up tables from a cumulative sum,
+    and the output from one gather of the tables at the same ids: no loop
+    over images or channels, no transpose.
     """
     n = ops.shape(images)[0]
-    h, w, c = images.shape[1], images.shape[2], images.shape[3]
+    c = images.shape[3]
     values = ops.cast(ops.clip(ops.round(images * 255.0), 0, 255), "int32")
-    values = ops.reshape(ops.transpose(values, (0, 3, 1, 2)), (n * c, h * w))
-    rows = ops.arange(n * c, dtype="int32")[:, None]
-    ids = ops.reshape(values + 256 * rows, (-1,))
+    rows = ops.reshape(ops.arange(n * c, dtype="int32") * 256, (-1, 1, 1, c))
+    ids = ops.reshape(values + rows, (-1,))
     hist = ops.segment_sum(
         ops.ones_like(ids, dtype="float32"), ids, num_segments=n * c * 256
     )
     hist = ops.reshape(hist, (n * c, 256))
     # PIL: step = (pixels - count of the last non-empty bin) // 255.
     bins = ops.arange(256, dtype="float32")
-    last = ops.max(ops.where(hist > 0, bins, -1.0), axis=1, keepdims=True)
+    last = ops.max(ops.where(hist > 0, bins, -1.0), axis=1, keepdims=True, initial=-1.0)
     last_count = ops.sum(ops.where(bins == last, hist, 0.0), axis=1, keepdims=True)
-    step = ops.floor((ops.cast(h * w, "float32") - last_count) / 255.0)
+    pixels = ops.cast(ops.shape(images)[1] * ops.shape(images)[2], "float32")
+    step = ops.floor((pixels - last_count) / 255.0)
     cum_excl = ops.cumsum(hist, axis=1) - hist
     safe_step = ops.where(step > 0, step, ops.ones_like(step))
     lut = ops.minimum(ops.floor((cum_excl + ops.floor(step / 2.0)) / safe_step), 255.0)
-    lut = ops.where(step > 0, lut, bins)
-    out = ops.take_along_axis(lut, values, axis=1) / 255.0
-    out = ops.transpose(ops.reshape(out, (n, c, h, w)), (0, 2, 3, 1))
-    return ops.cast(out, images.dtype)
+    lut = ops.where(step > 0, lut, bins) / 255.0
+    out = ops.take(ops.reshape(lut, (-1,)), ids)
+    return ops.cast(ops.reshape(out, ops.shape(images)), images.dtype)
 
 
 def geometric_transforms(kind, magnitude, image_size: tuple[int, int]):

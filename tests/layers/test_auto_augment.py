@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kerasreg.layers import AutoAugment
+from kerasreg.layers.auto_augment import OPERATIONS, reference_augment
 from tests import toolkit
 
 
@@ -169,3 +170,65 @@ def test_bad_inputs():
         AutoAugment("cifar10")(np.zeros((1, 8, 8, 2), "float32"))
     with pytest.raises(ValueError, match="shape"):
         AutoAugment("cifar10")(np.zeros((8, 8), "float32"))
+
+
+@pytest.mark.parametrize("policy", ["cifar10", "imagenet", "svhn"])
+def test_matches_the_select_everything_reference(policy):
+    # Same seed, same draws: the grouped (TF) / fused (JAX) computation gives
+    # the outputs of computing every operation for the batch and selecting.
+    x = toolkit.images(48, 12, 12, 3, dtype="uint8", seed=4).astype("float32")
+    out = np_(AutoAugment(policy, seed=7)(x))
+    ref = np_(reference_augment(AutoAugment(policy, seed=7), keras.ops.array(x)))
+    np.testing.assert_allclose(out, ref, atol=1e-3)
+    changed = np.any(np.abs(ref - x) > 1e-3, axis=(1, 2, 3))
+    assert 0.3 < changed.mean() < 1.0  # the comparison is not vacuous
+
+
+def test_every_operation_matches_the_reference():
+    # One sub-policy per operation, always applied, so every group is used.
+    policy = [[(name, 1.0, 6), ("Invert", 0.0, 0)] for name in OPERATIONS]
+    x = toolkit.images(64, 10, 10, 3, seed=5)
+    out = np_(AutoAugment(policy, seed=2)(x))
+    ref = np_(reference_augment(AutoAugment(policy, seed=2), keras.ops.array(x)))
+    np.testing.assert_allclose(out, ref, atol=1e-3)
+
+
+def test_seed_determinism_in_tf_data():
+    import tensorflow as tf
+
+    x = toolkit.images(8, 8, 8, 3, dtype="uint8", seed=6)
+
+    def run():
+        layer = AutoAugment("cifar10", seed=11)
+        ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
+        return np.concatenate([o.numpy() for o in ds.map(layer)])
+
+    a = run()
+    np.testing.assert_array_equal(a, run())
+    assert not np.allclose(a, x)
+
+
+def test_empty_batch_passes_through():
+    import tensorflow as tf
+
+    x = np.zeros((0, 8, 8, 3), "uint8")
+    out = np_(AutoAugment("imagenet", seed=0)(x))
+    assert out.shape == (0, 8, 8, 3)
+    # In tf.data the batch size is only known at run time.
+    layer = AutoAugment("cifar10", seed=0)
+    ds = tf.data.Dataset.from_tensors(np.zeros((0, 8, 8, 3), "uint8"))
+    (got,) = [o.numpy() for o in ds.map(layer)]
+    assert got.shape == (0, 8, 8, 3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (2, 5), (5, 1)])
+def test_images_smaller_than_3x3(size):
+    # Sharpness leaves them unchanged (all border); the other ops work.
+    x = toolkit.images(8, *size, 3, dtype="uint8", seed=1).astype("float32")
+    sharp = [[("Sharpness", 1.0, 9), ("Sharpness", 1.0, 5)]]
+    np.testing.assert_allclose(np_(AutoAugment(sharp, seed=0)(x)), x, atol=1e-3)
+    for policy in ("cifar10", "imagenet", "svhn"):
+        out = np_(AutoAugment(policy, seed=3)(x))
+        ref = np_(reference_augment(AutoAugment(policy, seed=3), keras.ops.array(x)))
+        assert out.shape == x.shape
+        np.testing.assert_allclose(out, ref, atol=1e-3)
