@@ -221,3 +221,9 @@ def test_sanity_check_on_nan_outputs_does_not_blame_logits():
     )
     hint = report["initial loss"].hint
     assert "NaN or inf" in hint and "logits" not in hint
+
+
+@pytest.mark.parametrize("bad", [None, "", 3, b"snapshots"])
+def test_snapshot_directory_must_be_a_path(bad):
+    with pytest.raises(ValueError, match=r"argument `directory`.*directory="):
+        kerasreg.callbacks.SnapshotEnsemble(cycles=2, directory=bad)

@@ -393,6 +393,10 @@ def _check_directory(directory) -> str:
 
     Creates nothing: the folder is made with the first snapshot.
     """
+    if not isinstance(directory, (str, os.PathLike)) or os.fspath(directory) == "":
+        raise utils.invalid_value(
+            "directory", "a folder path (a non-empty str or os.PathLike)", directory
+        )
     path = os.fspath(directory)
     probe = os.path.abspath(path)
     while not os.path.exists(probe):
