@@ -227,3 +227,11 @@ def test_sanity_check_on_nan_outputs_does_not_blame_logits():
 def test_snapshot_directory_must_be_a_path(bad):
     with pytest.raises(ValueError, match=r"argument `directory`.*directory="):
         kerasreg.callbacks.SnapshotEnsemble(cycles=2, directory=bad)
+
+
+@pytest.mark.parametrize("mask", ["batch", "example"])
+def test_drop_connect_dense_passes_an_empty_batch(mask):
+    layer = kerasreg.layers.DropConnectDense(4, rate=0.5, mask=mask, seed=0)
+    for shape in [(0, 3), (0, 5, 3), (2, 5, 3)]:
+        out = layer(np.zeros(shape, "float32"), training=True)
+        assert tuple(out.shape) == (*shape[:-1], 4)

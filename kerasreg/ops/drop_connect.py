@@ -132,8 +132,12 @@ def drop_connect_matmul_per_example(inputs, kernel, rate: float, seed=None):
     if rate == 0:
         return ops.matmul(inputs, kernel)
     in_dim, out_dim = kernel.shape
-    batch = ops.shape(inputs)[0]
-    flat = ops.reshape(inputs, (batch, -1, in_dim))
+    shape = ops.shape(inputs)
+    inner = 1  # not -1: an empty batch has no size to infer it from
+    for dim in shape[1:-1]:
+        inner = inner * dim
+    batch = shape[0]
+    flat = ops.reshape(inputs, (batch, inner, in_dim))
     mask = drop_connect_mask((batch, in_dim, out_dim), rate, seed, dtype=kernel.dtype)
     outputs = ops.einsum("bti,bio->bto", flat, mask * kernel[None, :, :])
     return ops.reshape(outputs, tuple(ops.shape(inputs)[:-1]) + (out_dim,))
