@@ -86,7 +86,9 @@ def test_rows_are_validated(example):
         example.tricks_of("mixup")
     args = example.parse_args(["--quick", "--epochs", "1", "--tricks", "baseline,all"])
     assert args.epochs == 1 and args.seeds == [0] and args.rows == ["baseline", "all"]
-    assert example.parse_args(["--quick"]).rows == list(example.QUICK_ROWS)
+    quick = example.parse_args(["--quick"])
+    assert quick.rows == list(example.QUICK_ROWS) and quick.batch_size == 64
+    assert example.parse_args([]).batch_size == 128
 
 
 def test_snapshot_rows_refused_when_cycles_cannot_converge(example):
