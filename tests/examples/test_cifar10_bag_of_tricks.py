@@ -141,16 +141,16 @@ def test_quick_run_end_to_end_on_real_images(example, tmp_path):
             "--verbose",
             "0",
             "--epochs",
-            "15",  # snapshot cycles of 5 epochs, the shortest allowed
+            "2",
             "--width",
             "4",
             "--tricks",
-            "baseline,all,all_snapshot",  # between them, every trick
+            "baseline,all",  # every trick but the snapshot ensemble (below)
             "--output-dir",
             str(tmp_path),
         ]
     )
-    assert [s.row for s in summaries] == ["baseline", "all", "all_snapshot"]
+    assert [s.row for s in summaries] == ["baseline", "all"]
     assert all(0.0 <= s.test_accuracy <= 1.0 for s in summaries)
     assert (tmp_path / "results.md").exists() and (
         tmp_path / "learning_curves.png"
@@ -330,3 +330,13 @@ def test_tune_chooses_a_recipe_on_validation_only(example, monkeypatch, tmp_path
     assert "augment_strength" in table and table.count("COMPLETED") == 5
     if importlib.util.find_spec("matplotlib"):
         assert (out / "search.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_snapshot_row_chooses_its_snapshots_on_validation(example, tmp_path):
+    data = _synthetic_data()
+    s = example.Settings(epochs=5, snapshots=1, width=2, batch_size=32, verbose=0)
+    example.check_rows(["snapshot"], s)  # one cycle of 5 epochs is allowed
+    result = example.run_row("snapshot", data, s, 0, tmp_path)
+    assert result.row == "snapshot" and result.epochs_run == 5
+    assert 0.0 <= result.test_accuracy <= 1.0 and np.isfinite(result.test_loss)
+    assert list(tmp_path.glob("snapshot-seed0-snapshots/snapshot_*.weights.h5"))
