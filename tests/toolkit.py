@@ -388,3 +388,56 @@ def assert_deepcopy_and_reuse(
         )
     assert len(histories[0].epoch) == len(histories[1].epoch)
     return cb, histories
+
+
+# -- models and data for fit-robustness tests --------------------------------
+
+
+def subclassed_classifier(hidden: int = 16, classes: int = 3):
+    """A subclassed softmax classifier: it has no variables until called."""
+    import keras
+
+    class SubclassedNet(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(hidden, activation="relu")
+            self.out = keras.layers.Dense(classes, activation="softmax")
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    return SubclassedNet()
+
+
+def failing_data(x, y, batch_size: int = 8):
+    """A `keras.utils.PyDataset` of `(x, y)` batches whose batch 1 raises
+    `KeyboardInterrupt` (Ctrl-C inside a train step) while `.armed` is True,
+    and a callback `arm_at(data, epoch)` that arms it during one epoch."""
+    import keras
+
+    class FailingData(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.armed = False
+
+        def __len__(self):
+            return len(x) // batch_size
+
+        def __getitem__(self, i):
+            if self.armed and i == 1:
+                raise KeyboardInterrupt
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            return x[part], y[part]
+
+    return FailingData()
+
+
+def arm_at(data, epoch: int):
+    """A callback that arms `failing_data(...)` during epoch `epoch` only."""
+    import keras
+
+    class ArmAt(keras.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None):
+            data.armed = e == epoch
+
+    return ArmAt()

@@ -167,18 +167,6 @@ def test_mirrored_strategy():
         np.testing.assert_array_equal(a, b)
 
 
-class SubclassedNet(keras.Model):
-    """A subclassed classifier: no variables until it is called."""
-
-    def __init__(self):
-        super().__init__()
-        self.hidden = keras.layers.Dense(16, activation="relu")
-        self.out = keras.layers.Dense(3, activation="softmax")
-
-    def call(self, x):
-        return self.out(self.hidden(x))
-
-
 def _unbuilt(kind):
     """An unbuilt model and a built twin with the same initial weights."""
     keras.utils.set_random_seed(5)
@@ -187,7 +175,7 @@ def _unbuilt(kind):
         model.add(keras.layers.Dense(16, activation="relu"))
         model.add(keras.layers.Dense(3, activation="softmax"))
     elif kind == "subclassed":
-        model = SubclassedNet()
+        model = toolkit.subclassed_classifier()
     else:
         model = toolkit.tiny_model(compile=False)
     keras.utils.set_random_seed(5)

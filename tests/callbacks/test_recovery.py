@@ -13,6 +13,7 @@ import pytest
 
 from kerasreg.callbacks import EMAWeights, ExplosionDetector
 from kerasreg.callbacks.train_step_hook import remove_train_step_hooks
+from tests import toolkit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -248,40 +249,14 @@ def test_fit_that_raises_puts_the_training_weights_back(then):
         _close(ema.ema_weights, ref.ema_weights, rtol=1e-5, atol=1e-6)
 
 
-class FailingData(keras.utils.PyDataset):
-    """Batches of 8 of (x, y); batch 1 raises once `armed` (Ctrl-C in a step)."""
-
-    def __init__(self):
-        super().__init__()
-        self.x, self.y = _data()
-        self.armed = False
-
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, i):
-        if self.armed and i == 1:
-            raise KeyboardInterrupt
-        return self.x[i * 8 : (i + 1) * 8], self.y[i * 8 : (i + 1) * 8]
-
-
-class ArmAt(keras.callbacks.Callback):
-    def __init__(self, data, epoch):
-        super().__init__()
-        self.data, self.epoch = data, epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.data.armed = epoch == self.epoch
-
-
 def test_interrupted_train_step_puts_the_model_back_at_once():
     plain = _model()
     _fit(plain, [], epochs=1)
     model = _model()
     ema = EMAWeights(decay=0.9)
-    data = FailingData()
+    data = toolkit.failing_data(*_data())
     with pytest.raises(BaseException) as info:  # noqa: B017 - TF wraps it
-        model.fit(data, epochs=3, verbose=0, callbacks=[ema, ArmAt(data, 1)])
+        model.fit(data, epochs=3, verbose=0, callbacks=[ema, toolkit.arm_at(data, 1)])
     assert info.type is KeyboardInterrupt or "KeyboardInterrupt" in str(info.value)
     assert "train_step" not in model.__dict__
     assert len(model.optimizer.variables) == len(plain.optimizer.variables)

@@ -242,25 +242,13 @@ def test_mirrored_strategy(tmp_path):
     assert not math.isnan(rec.lrs[-1])
 
 
-class SubclassedNet(keras.Model):
-    """A subclassed classifier: no variables until it is called."""
-
-    def __init__(self):
-        super().__init__()
-        self.hidden = keras.layers.Dense(16, activation="relu")
-        self.out = keras.layers.Dense(3, activation="softmax")
-
-    def call(self, x):
-        return self.out(self.hidden(x))
-
-
 def _unbuilt(kind):
     if kind == "sequential_add":
         model = keras.Sequential()
         model.add(keras.layers.Dense(16, activation="relu"))
         model.add(keras.layers.Dense(3, activation="softmax"))
     elif kind == "subclassed":
-        model = SubclassedNet()
+        model = toolkit.subclassed_classifier()
     else:
         model = toolkit.tiny_model(compile=False)
     model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
@@ -417,31 +405,6 @@ class _FailAt(keras.callbacks.Callback):
             raise OSError(28, "No space left on device")
 
 
-class FailingData(keras.utils.PyDataset):
-    """Batches of 8 of (x, y); batch 1 raises once `armed` (Ctrl-C in a step)."""
-
-    def __init__(self, x, y):
-        super().__init__()
-        self.x, self.y, self.armed = x, y, False
-
-    def __len__(self):
-        return len(self.x) // 8
-
-    def __getitem__(self, i):
-        if self.armed and i == 1:
-            raise KeyboardInterrupt
-        return self.x[i * 8 : (i + 1) * 8], self.y[i * 8 : (i + 1) * 8]
-
-
-class ArmAt(keras.callbacks.Callback):
-    def __init__(self, data, epoch):
-        super().__init__()
-        self.data, self.epoch = data, epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.data.armed = epoch == self.epoch
-
-
 def _plain_lrs(model, x, y):
     class Lrs(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -463,10 +426,12 @@ def test_fit_that_raises_leaves_no_schedule(where, tmp_path):
     model = _model()  # SGD(0.01)
     snap = SnapshotEnsemble(cycles=2, max_lr=0.5, directory=tmp_path)
     if where == "train_step":
-        data = FailingData(x, y)
+        data = toolkit.failing_data(x, y)
         # (TensorFlow reports the generator's KeyboardInterrupt as an error.)
         with pytest.raises(BaseException, match="KeyboardInterrupt|^$") as info:
-            model.fit(data, epochs=3, verbose=0, callbacks=[snap, ArmAt(data, 1)])
+            model.fit(
+                data, epochs=3, verbose=0, callbacks=[snap, toolkit.arm_at(data, 1)]
+            )
         assert info.type is KeyboardInterrupt or "KeyboardInterrupt" in str(info.value)
         # Put back at once, before any other call.
         assert "train_step" not in model.__dict__
