@@ -319,23 +319,21 @@ def evaluate_probs(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.argmax(probs, axis=1) == y)), float(-np.mean(np.log(p)))
 
 
-class _EpochTimer:
-    """Seconds of each epoch (training + validation), as a Keras callback."""
+def _epoch_timer():
+    """A Keras callback that records the seconds of each epoch (with validation)."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
 
-        class EpochTimer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.seconds = []
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
-
-        return EpochTimer()
+    return EpochTimer()
 
 
 @dataclasses.dataclass
@@ -387,7 +385,7 @@ def run_training(
             directory=str(work_dir / f"{training}-seed{seed}-snapshots"),
         )
         callbacks.append(snapshot)
-    timer = _EpochTimer()
+    timer = _epoch_timer()
     history = model.fit(
         x_train,
         y_train,
