@@ -13,8 +13,11 @@ of each side is reported. Printed ratios against the issue's targets:
    `PCAColorAugmentation` vs `RandomColorJitter`, `AutoAugment` vs
    `RandAugment` (`num_ops=2`, AutoAugment's two steps per sub-policy;
    `factor=0.6`, the mean magnitude of the two policies' steps: 0.59 and
-   0.64 of the 0-9 scale) and vs its own original
-   select-everything path (`reference_augment`, target >= 5x at 32 px); informative: `RandomPixelNoise` vs `GaussianNoise`.
+   0.64 of the 0-9 scale), vs the select-everything algorithm on today's
+   image ops (`reference_augment`) and vs the code before its rewrite
+   (`--old`, default 54b2ff8: that revision's `auto_augment.py` and
+   `ops/image.py`, loaded from git under another name), target >= 5x at
+   32 px; informative: `RandomPixelNoise` vs `GaussianNoise`.
 2. Epoch time of a small CIFAR-10 CNN fed by `tf.data` with flip
    (`keras.layers.RandomFlip`) + crop (`RandomScaleCrop`) + PCA colour in the
    pipeline, against the same pipeline without augmentation: target <= 1.10x.
@@ -31,20 +34,25 @@ Usage:
     # --repeats N timed passes per side (default 5), --quick for a smoke run,
     # --only throughput|epoch|tta, --epoch-images N (default 10000),
     # --tta-images N (default 5000), --data-dir PATH (else $KERASREG_DATA_DIR),
-    # --layers RandomResizedCrop,... (part 1 for some layers only)
+    # --layers RandomResizedCrop,... (part 1 for some layers only),
+    # --sizes 32 (part 1 at some sizes only), --old REV (AutoAugment's old side)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -54,6 +62,8 @@ from kerasreg.datasets import load_cifar10  # noqa: E402
 from kerasreg.layers.auto_augment import reference_augment  # noqa: E402
 
 AUTOTUNE = tf.data.AUTOTUNE
+#: The revision before `AutoAugment`'s rewrite (select everything, per stage).
+DEFAULT_OLD = "54b2ff8"
 #: The kerasreg layers part 1 times (each against its nearest Keras layer).
 LAYER_NAMES = (
     "RandomResizedCrop",
@@ -108,6 +118,47 @@ class SelectAllAutoAugment(kerasreg.layers.AutoAugment):
         return reference_augment(self, images)
 
 
+def _load_module(name, source):
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(source)
+    try:
+        spec = importlib.util.spec_from_file_location(name, f.name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    finally:
+        os.unlink(f.name)
+    return module
+
+
+def load_old_autoaugment(rev):
+    """The `AutoAugment` class of git revision `rev`, with that revision's ops.
+
+    Its `ops/image.py` is loaded as `kerasreg_old_image` and its
+    `auto_augment.py` imports it in place of today's; the class is not
+    registered for saving (the name is today's layer's).
+    """
+
+    def show(path):
+        return subprocess.run(
+            ["git", "show", f"{rev}:{path}"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    _load_module("kerasreg_old_image", show("kerasreg/ops/image.py"))
+    source = show("kerasreg/layers/auto_augment.py")
+    replaced = source.replace(
+        "from kerasreg.ops import image as image_ops",
+        "import kerasreg_old_image as image_ops",
+    ).replace("@utils.register\n", "")
+    if replaced.count("kerasreg_old_image") != 1:
+        raise SystemExit(f"--old {rev}: its auto_augment.py does not import ops/image")
+    return _load_module("kerasreg_old_auto_augment", replaced).AutoAugment
+
+
 def drain(ds):
     def run():
         for _ in ds:
@@ -116,11 +167,14 @@ def drain(ds):
     return run
 
 
-def throughput(x32, x224, repeats, quick, layers=None):
+def throughput(x32, x224, repeats, quick, layers=None, sizes=(32, 224), old_rev=None):
     print("\n== 1. tf.data throughput (images/s), kerasreg vs nearest Keras ==")
     kl = keras.layers
     rows = []
+    old_class = load_old_autoaugment(old_rev) if old_rev else None
     for size, x, batch in ((32, x32, 128), (224, x224, 32)):
+        if size not in sizes:
+            continue
         s = size
         pairs = [
             (
@@ -179,6 +233,9 @@ def throughput(x32, x224, repeats, quick, layers=None):
                 # The select-everything implementation, same policy and seed.
                 old = SelectAllAutoAugment(ours[0].policy, seed=0)
                 sides["old"] = drain(dataset(x, batch, [old]))
+                if old_class is not None:
+                    original = old_class(ours[0].policy, seed=0)
+                    sides["original"] = drain(dataset(x, batch, [original]))
             med = alternate(sides, repeats)
             a, b = len(x) / med["ours"], len(x) / med["keras"]
             target = "" if ours_name == "RandomPixelNoise" else "  (target >= 1)"
@@ -192,6 +249,14 @@ def throughput(x32, x224, repeats, quick, layers=None):
                 c = len(x) / med["old"]
                 print(
                     f"{size:>3}px  {ours_name:<22} {a:>9.0f}/s   {'old (select all)':<22} "
+                    f"{c:>9.0f}/s   ratio {a / c:5.2f}  (target >= 5 at 32 px)",
+                    flush=True,
+                )
+            if "original" in med:
+                c = len(x) / med["original"]
+                print(
+                    f"{size:>3}px  {ours_name:<22} {a:>9.0f}/s   "
+                    f"{'original (' + old_rev + ')':<22} "
                     f"{c:>9.0f}/s   ratio {a / c:5.2f}  (target >= 5 at 32 px)",
                     flush=True,
                 )
@@ -283,7 +348,22 @@ def main(argv=None):
         help="comma-separated kerasreg layers to time in part 1 (default: all), "
         "e.g. RandomResizedCrop,AutoAugment(cifar10)",
     )
+    parser.add_argument(
+        "--sizes", default="32,224", help="image sizes of part 1 (32 and/or 224)"
+    )
+    parser.add_argument(
+        "--old",
+        default=DEFAULT_OLD,
+        help="git revision whose AutoAugment is the 'original' side "
+        f"(default {DEFAULT_OLD}, before the rewrite; '' to skip it)",
+    )
     args = parser.parse_args(argv)
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or not set(sizes) <= {32, 224}:
+        parser.error(f"--sizes takes 32 and/or 224. Received: {args.sizes!r}")
     layers = args.layers.split(",") if args.layers else None
     if layers and not set(layers) <= set(LAYER_NAMES):
         parser.error(
@@ -306,7 +386,7 @@ def main(argv=None):
     if args.only in (None, "throughput"):
         x32 = x_train[:n32]
         x224 = tf.cast(tf.image.resize(x_train[:n224], (224, 224)), tf.uint8).numpy()
-        throughput(x32, x224, repeats, args.quick, layers)
+        throughput(x32, x224, repeats, args.quick, layers, sizes, args.old or None)
     if args.only in (None, "epoch"):
         epoch_time(x_train[:n_train], y_train[:n_train], repeats)
     if args.only in (None, "tta"):

@@ -305,14 +305,15 @@ class AutoAugment(AugmentationLayer):
         if images.shape[0] == 0:  # a static empty batch passes through
             return images
         lo, hi = self.value_range
-        x = (images - lo) / (hi - lo)
+        # To the [0, 1] scale and back, without a pass for a zero offset.
+        x = images / (hi - lo) if lo == 0 else (images - lo) / (hi - lo)
         which, draws = self._draw(ops.shape(x)[0])
         for stage, (op, value) in enumerate(draws):
             if keras.backend.backend() == "tensorflow":
                 x = self._stage_grouped(stage, x, op, value)
             else:
                 x = self._stage_fused(stage, x, op, value)
-        return x * (hi - lo) + lo
+        return x * (hi - lo) if lo == 0 else x * (hi - lo) + lo
 
     def _draw(self, n):
         """Per image: the sub-policy, then per stage the op id and its value.

@@ -382,34 +382,51 @@ def autocontrast(images):
     return ops.where(span > 0, out, images)
 
 
+def _histogram(ids, length):
+    """Counts of `ids` (ints in `[0, length)`) as a float `(length,)` tensor.
+
+    `bincount` where it compiles to a histogram kernel (TensorFlow, torch:
+    on TensorFlow 5x faster than `segment_sum`'s scatter-add for image-sized
+    inputs); `segment_sum` on JAX, whose `bincount` has a data-dependent
+    length and cannot be traced. A sentinel id `length` keeps `bincount`'s
+    input non-empty (TensorFlow's fails on an empty one: an empty group of
+    images); its bin is dropped.
+    """
+    if keras.backend.backend() == "jax":
+        return ops.segment_sum(
+            ops.ones_like(ids, dtype="float32"), ids, num_segments=length
+        )
+    sentinel = ops.reshape(ops.cast(length, ids.dtype), (1,))
+    counts = ops.bincount(ops.concatenate([ids, sentinel]), minlength=length + 1)
+    return ops.cast(counts[:length], "float32")
+
+
 def equalize(images):
     """Per-image, per-channel histogram equalisation (PIL's `ImageOps.equalize`).
 
     Every pixel value gets the id of its (image, channel, value) bin; the
     256-bin histograms of all images and channels come from one
-    `segment_sum` over those ids, the look-up tables from a cumulative sum,
-    and the output from one gather of the tables at the same ids: no loop
-    over images or channels, no transpose.
+    histogram of those ids, the look-up tables from a cumulative sum, and the output
+    from one gather of the tables at the same ids: no loop over images or
+    channels, no transpose.
     """
     n = ops.shape(images)[0]
     c = images.shape[3]
-    values = ops.cast(ops.clip(ops.round(images * 255.0), 0, 255), "int32")
+    # Round half up (the values are integers / 255 up to float error).
+    values = ops.cast(ops.clip(images * 255.0 + 0.5, 0.0, 255.0), "int32")
     rows = ops.reshape(ops.arange(n * c, dtype="int32") * 256, (-1, 1, 1, c))
     ids = ops.reshape(values + rows, (-1,))
-    hist = ops.segment_sum(
-        ops.ones_like(ids, dtype="float32"), ids, num_segments=n * c * 256
-    )
-    hist = ops.reshape(hist, (n * c, 256))
-    # PIL: step = (pixels - count of the last non-empty bin) // 255.
-    bins = ops.arange(256, dtype="float32")
-    last = ops.max(ops.where(hist > 0, bins, -1.0), axis=1, keepdims=True, initial=-1.0)
-    last_count = ops.sum(ops.where(bins == last, hist, 0.0), axis=1, keepdims=True)
-    pixels = ops.cast(ops.shape(images)[1] * ops.shape(images)[2], "float32")
-    step = ops.floor((pixels - last_count) / 255.0)
+    hist = ops.reshape(_histogram(ids, n * c * 256), (n * c, 256))
     cum_excl = ops.cumsum(hist, axis=1) - hist
-    safe_step = ops.where(step > 0, step, ops.ones_like(step))
+    # PIL: step = (pixels - count of the last non-empty bin) // 255, and the
+    # pixels below the last non-empty bin are its exclusive cumulative count.
+    below_last = ops.max(
+        ops.where(hist > 0, cum_excl, 0.0), axis=1, keepdims=True, initial=0.0
+    )
+    step = ops.floor(below_last / 255.0)
+    safe_step = ops.maximum(step, 1.0)
     lut = ops.minimum(ops.floor((cum_excl + ops.floor(step / 2.0)) / safe_step), 255.0)
-    lut = ops.where(step > 0, lut, bins) / 255.0
+    lut = ops.where(step > 0, lut, ops.arange(256, dtype="float32")) / 255.0
     out = ops.take(ops.reshape(lut, (-1,)), ids)
     return ops.cast(ops.reshape(out, ops.shape(images)), images.dtype)
 

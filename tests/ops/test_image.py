@@ -216,6 +216,28 @@ def test_parameter_free_ops_match_pil(photos, name, ours, pil):
     np.testing.assert_allclose(got, expected, atol=1.01 / 255)
 
 
+def test_equalize_is_exactly_pil_on_uint8_images():
+    """Bit-exact, also where PIL keeps the image (one value, or a tiny step)."""
+    ImageOps = pytest.importorskip("PIL.ImageOps")
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    images = np.stack(
+        [
+            rng.integers(0, 256, (16, 16, 3)),
+            rng.integers(100, 104, (16, 16, 3)),  # four values
+            np.full((16, 16, 3), 77),  # one value: unchanged
+            np.where(rng.random((16, 16, 3)) < 0.02, 255, 3),  # step of 0 or 1
+            np.clip(rng.normal(128, 20, (16, 16, 3)), 0, 255),
+        ]
+    ).astype("uint8")
+    expected = np.stack(
+        [np.asarray(ImageOps.equalize(Image.fromarray(img))) for img in images]
+    )
+    got = np_(image_ops.equalize(ops.convert_to_tensor(images / 255.0, "float32")))
+    np.testing.assert_array_equal(np.round(got * 255).astype("uint8"), expected)
+
+
 def test_solarize_and_posterize_match_pil(photos):
     ImageOps = pytest.importorskip("PIL.ImageOps")
     got = np_(image_ops.solarize(photos, np.full(3, 128 / 255, "float32")))
