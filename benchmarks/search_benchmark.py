@@ -1,55 +1,71 @@
-"""Coarse-to-fine vs random vs grid search on CIFAR-10 (learning rate and L2).
+"""Five hyper-parameter searches at the same epoch budget, on CIFAR-10.
 
-The classic set-up of the CS231n lecture: a two-layer network with 50 hidden
-units (ReLU, softmax) on flattened, mean-subtracted CIFAR-10 pixels, trained
-with SGD (momentum 0.9, batches of 200), validated on a held-out split of the
-*training* images. Three searches over the same log-scale ranges
-(learning rate in [1e-6, 1e-1], L2 strength in [1e-6, 1e1]) get the same
-total number of training epochs:
+The classic set-up of the cs231n training-pipeline notes: a two-layer network
+with 50 hidden units (ReLU, softmax) on flattened, mean-subtracted CIFAR-10
+pixels, trained with SGD (momentum 0.9, batches of 200), validated on a
+held-out split of the *training* images. Five searches over the same
+log-scale ranges (learning rate in [1e-6, 1e-1], L2 strength in [1e-6, 1e1])
+may spend the same total number of training epochs (`--budget`):
 
-- `CoarseToFineSearch`: stage 1, one third of the budget in 1-epoch trials;
-  stage 2, the rest in `--epochs`-epoch trials inside the region of the top 5;
-- keras-tuner `RandomSearch` (log sampling): `budget / --epochs` trials;
-- keras-tuner `GridSearch`: a log-spaced grid of the same size.
+- `coarse_to_fine`: `kerasreg.tuners.CoarseToFineSearch`, stage 1 about a
+  third of the budget in 1-epoch trials, stage 2 the rest in `--epochs`-epoch
+  trials inside the region of the top `--top-k`;
+- `random`: keras-tuner `RandomSearch` (log sampling), `--epochs`-epoch trials;
+- `hyperband`: keras-tuner `Hyperband` (`max_epochs=--epochs`, `factor=3`),
+  as many brackets as the budget holds; the epochs a trial trains are its
+  `tuner/epochs - tuner/initial_epoch`;
+- `bayesian`: keras-tuner `BayesianOptimization` (Gaussian process),
+  `--epochs`-epoch trials;
+- `grid`: keras-tuner `GridSearch` over a log-spaced grid of as many points.
 
-For every search and seed it prints the best validation accuracy, and how many
-trials (and epochs) it needed to first pass `--threshold`. The reference
-result of a tuned network of this kind is about 53% (CS231n).
+Every keras-tuner oracle is capped at the budget: a trial that would take the
+search past it is not started (`BudgetedOracle`). For every search and seed
+the script records the best validation accuracy, the epochs spent (in trial
+order) until a trial first reached `--threshold`, the epochs spent in all and
+the wall time, one record per (searcher, seed) in
+`OUTPUT_DIR/runs.json` as soon as the search ends; a rerun with the same
+output directory skips the records already there (and refuses other
+settings), so a long run can be stopped and resumed. At the end it prints
+the mean and spread over seeds per searcher.
 
-Usage (all in one process; add `--quick` for a run of a few minutes):
+Usage (all in one process):
 
-    python benchmarks/search_benchmark.py --data-dir ../shared/data/cifar10
+    python benchmarks/search_benchmark.py --data-dir ../shared/data/cifar10 \\
+        --output-dir benchmarks/results/search_benchmark
+    # --quick: 2,000 training images, a 12-epoch budget, 2 seeds (a smoke run)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
+from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
 from kerasreg.datasets import load_cifar10, train_val_split  # noqa: E402
 from kerasreg.tuners import (  # noqa: E402
     CoarseToFineOracle,
     CoarseToFineSearch,
     RegularizationHyperModel,
-    search_table,
 )
+from kerasreg.utils import atomic_write_text  # noqa: E402
 
 LR_RANGE = (1e-6, 1e-1)
 L2_RANGE = (1e-6, 1e1)
+SEARCHERS = ("coarse_to_fine", "random", "hyperband", "bayesian", "grid")
 
 
 def load_data(data_dir, train_size, val_size, seed=0):
@@ -63,7 +79,7 @@ def load_data(data_dir, train_size, val_size, seed=0):
 
 
 def build(l2):
-    """Two-layer net, 50 hidden units, small random init (as in CS231n)."""
+    """Two-layer net, 50 hidden units, small random init (as in cs231n)."""
     init = keras.initializers.RandomNormal(stddev=1e-4)
     reg = keras.regularizers.L2(l2)
     return keras.Sequential(
@@ -94,6 +110,53 @@ def hypermodel():
     )
 
 
+def trial_epochs(values: dict, default: int) -> int:
+    """Epochs a keras-tuner trial trains (Hyperband resumes from a checkpoint)."""
+    if "tuner/epochs" in values:
+        return int(values["tuner/epochs"]) - int(values.get("tuner/initial_epoch", 0))
+    return default
+
+
+def budgeted(oracle_class):
+    """`oracle_class` that starts no trial which would exceed `epoch_budget`.
+
+    The epochs of the trials created so far (running ones included) plus the
+    new trial's must fit the budget; else the search stops.
+    """
+
+    class BudgetedOracle(oracle_class):
+        def __init__(self, *args, epoch_budget, epochs, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.epoch_budget = epoch_budget
+            self.trial_default_epochs = epochs
+
+        def spent(self) -> int:
+            return sum(
+                trial_epochs(t.hyperparameters.values, self.trial_default_epochs)
+                for t in self.trials.values()
+            )
+
+        def populate_space(self, trial_id):
+            response = super().populate_space(trial_id)
+            if response.get("status") == TrialStatus.RUNNING:
+                need = trial_epochs(response["values"], self.trial_default_epochs)
+                if self.spent() + need > self.epoch_budget:
+                    return {"status": TrialStatus.STOPPED, "values": None}
+            return response
+
+    BudgetedOracle.__name__ = f"Budgeted{oracle_class.__name__}"
+    return BudgetedOracle
+
+
+class BudgetedHyperband(keras_tuner.Hyperband):
+    """keras-tuner's `Hyperband` tuner (checkpoint hand-over, `tuner/epochs`
+    to `fit`) over a given oracle: `Hyperband.__init__` only builds its own
+    `HyperbandOracle` and hands it to `Tuner.__init__`."""
+
+    def __init__(self, oracle, hypermodel, **kwargs):
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
 def grid_space(n_lr, n_l2):
     """Log-spaced grid over the same ranges: `n_lr` x `n_l2` points."""
     hp = keras_tuner.HyperParameters()
@@ -112,48 +175,100 @@ def grid_shape(trials):
     return trials // n_l2, n_l2
 
 
-def make_tuners(method, seed, budget, epochs, top_k, directory):
+def make_tuner(searcher, seed, args, directory):
+    """The tuner of `searcher`, capped at `args.budget` epochs in all."""
     common = dict(
         objective="val_accuracy",
         directory=directory,
-        project_name=f"{method}_{seed}",
+        project_name=f"{searcher}_{seed}",
         overwrite=True,
     )
-    trials = budget // epochs
-    if method == "coarse_to_fine":
-        stage1 = budget // 3
-        stage2 = (budget - stage1) // epochs
+    budget, epochs = args.budget, args.epochs
+    if searcher == "coarse_to_fine":
+        stage2 = (budget - budget // 3) // epochs
+        stage1 = budget - stage2 * epochs  # about a third, and the budget exactly
         stages = [{"trials": stage1, "epochs": 1}, {"trials": stage2, "epochs": epochs}]
-        tuner = CoarseToFineSearch(
-            hypermodel(), stages=stages, top_k=top_k, seed=seed + 1, **common
-        )
-        return tuner, stage1 + stage2 * epochs
-    if method == "random":
-        tuner = keras_tuner.RandomSearch(
+        return CoarseToFineSearch(
             hypermodel(),
-            max_trials=trials,
+            stages=stages,
+            top_k=min(args.top_k, stage1),
             seed=seed + 1,
-            max_consecutive_failed_trials=None,
             **common,
         )
-        return tuner, trials * epochs
-    n_lr, n_l2 = grid_shape(trials)
-    tuner = keras_tuner.GridSearch(
-        hypermodel(),
-        hyperparameters=grid_space(n_lr, n_l2),
-        max_trials=n_lr * n_l2,
-        max_consecutive_failed_trials=None,
-        **common,
-    )
-    return tuner, n_lr * n_l2 * epochs
+    cap = dict(epoch_budget=budget, epochs=epochs, seed=seed + 1)
+    cap["max_consecutive_failed_trials"] = None
+    if searcher == "random":
+        oracle = budgeted(keras_tuner.oracles.RandomSearchOracle)(
+            objective=common["objective"], max_trials=budget // epochs, **cap
+        )
+    elif searcher == "hyperband":
+        oracle = budgeted(keras_tuner.oracles.HyperbandOracle)(
+            objective=common["objective"],
+            max_epochs=epochs,
+            factor=3,
+            hyperband_iterations=budget,  # more than fit: the budget stops it
+            **cap,
+        )
+    elif searcher == "bayesian":
+        oracle = budgeted(keras_tuner.oracles.BayesianOptimizationOracle)(
+            objective=common["objective"], max_trials=budget // epochs, **cap
+        )
+    elif searcher == "grid":
+        n_lr, n_l2 = grid_shape(budget // epochs)
+        oracle = budgeted(keras_tuner.oracles.GridSearchOracle)(
+            objective=common["objective"],
+            hyperparameters=grid_space(n_lr, n_l2),
+            max_trials=n_lr * n_l2,
+            **cap,
+        )
+    else:
+        raise ValueError(f"Unknown searcher {searcher!r}; one of {SEARCHERS}")
+    common.pop("objective")
+    if searcher == "hyperband":
+        return BudgetedHyperband(oracle=oracle, hypermodel=hypermodel(), **common)
+    return keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel(), **common)
 
 
-def run(method, seed, data, args, directory):
+def summarise_trials(tuner, default_epochs, threshold):
+    """Best score, epochs spent in all, epochs until `threshold` first met."""
+    oracle = tuner.oracle
+    trials = sorted(oracle.trials.values(), key=lambda t: int(t.trial_id))
+    spent, first = 0, None
+    for trial in trials:
+        if isinstance(oracle, CoarseToFineOracle):
+            epochs = oracle.budget_of(trial.trial_id)["epochs"] or default_epochs
+        else:
+            epochs = trial_epochs(trial.hyperparameters.values, default_epochs)
+        spent += epochs
+        score = trial.score
+        if first is None and score is not None and score >= threshold:
+            first = spent
+    scored = [
+        t
+        for t in trials
+        if t.status == TrialStatus.COMPLETED
+        and t.score is not None
+        and math.isfinite(t.score)
+    ]
+    best = max(scored, key=lambda t: t.score) if scored else None
+    return {
+        "best_val_accuracy": float(best.score) if best else float("nan"),
+        "best_hyperparameters": {
+            k: v
+            for k, v in (best.hyperparameters.values.items() if best else ())
+            if not k.startswith("tuner/")
+        },
+        "epochs_to_threshold": first,
+        "epochs": spent,
+        "trials": len(trials),
+        "failed_trials": sum(1 for t in trials if t.status == TrialStatus.FAILED),
+    }
+
+
+def run(searcher, seed, data, args, directory):
     (x_tr, y_tr), (x_val, y_val) = data
     keras.utils.set_random_seed(seed)
-    tuner, total_epochs = make_tuners(
-        method, seed, args.budget, args.epochs, args.top_k, directory
-    )
+    tuner = make_tuner(searcher, seed, args, directory)
     start = time.perf_counter()
     tuner.search(
         x_tr,
@@ -164,39 +279,71 @@ def run(method, seed, data, args, directory):
         verbose=0,
     )
     seconds = time.perf_counter() - start
-    trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
-    epochs_used, first = 0, None
-    oracle = tuner.oracle
-    for n, trial in enumerate(trials, start=1):
-        epochs = None
-        if isinstance(oracle, CoarseToFineOracle):
-            epochs = oracle.budget_of(trial.trial_id)["epochs"]
-        epochs_used += epochs or args.epochs
-        score = trial.score
-        if first is None and score is not None and score >= args.threshold:
-            first = (n, epochs_used)
-    scores = [t.score for t in trials if t.score is not None and math.isfinite(t.score)]
-    best = max(scores) if scores else float("nan")
-    best_trial = max(
-        (t for t in trials if t.score is not None and math.isfinite(t.score)),
-        key=lambda t: t.score,
-    )
-    exploded = sum(1 for r in search_table(tuner) if r["exploded"])
-    failed = sum(1 for t in trials if t.status != "COMPLETED")
+    record = {"searcher": searcher, "seed": seed}
+    record.update(summarise_trials(tuner, args.epochs, args.threshold))
+    record["seconds"] = round(seconds, 1)
+    return record
+
+
+def settings_of(args) -> dict:
     return {
-        "method": method,
-        "seed": seed,
-        "trials": len(trials),
-        "epochs": total_epochs,
-        "best": best,
-        "best_lr": best_trial.hyperparameters.values["learning_rate"],
-        "best_l2": best_trial.hyperparameters.values["l2"],
-        "first_trial": first[0] if first else None,
-        "first_epochs": first[1] if first else None,
-        "exploded_or_failed": exploded + failed,
-        "seconds": seconds,
-        "tuner": tuner,
+        "train_size": args.train_size,
+        "val_size": args.val_size,
+        "budget": args.budget,
+        "epochs": args.epochs,
+        "top_k": args.top_k,
+        "batch_size": args.batch_size,
+        "threshold": args.threshold,
+        "backend": keras.backend.backend(),
     }
+
+
+def load_runs(path: Path, settings: dict) -> list[dict]:
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    if saved.get("settings") != settings:
+        differ = sorted(
+            k
+            for k in set(settings) | set(saved.get("settings", {}))
+            if settings.get(k) != saved.get("settings", {}).get(k)
+        )
+        raise SystemExit(
+            f"{path} holds runs made with other settings (they differ in "
+            f"{', '.join(differ)}); use another --output-dir or the same settings."
+        )
+    return saved["runs"]
+
+
+def spread(values):
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summary_table(runs, searchers, threshold) -> str:
+    lines = [
+        "| search | seeds | best val accuracy, mean +- sd | min - max | epochs to "
+        f"first >= {threshold:.0%}, mean (never) | epochs spent | time per search |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for searcher in searchers:
+        rs = [r for r in runs if r["searcher"] == searcher]
+        if not rs:
+            continue
+        best = [r["best_val_accuracy"] for r in rs]
+        mean, sd = spread(best)
+        reached = [r["epochs_to_threshold"] for r in rs if r["epochs_to_threshold"]]
+        never = len(rs) - len(reached)
+        to_first = f"{statistics.mean(reached):.1f}" if reached else "-"
+        lines.append(
+            f"| {searcher} | {len(rs)} | {mean:.2%} +- {sd:.2%} | "
+            f"{min(best):.2%} - {max(best):.2%} | {to_first} ({never}) | "
+            f"{statistics.mean(r['epochs'] for r in rs):.0f} | "
+            f"{statistics.mean(r['seconds'] for r in rs):.0f} s |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -206,75 +353,70 @@ def main(argv=None):
         default=os.environ.get("KERASREG_DATA_DIR")
         or str(ROOT.parent / "shared" / "data" / "cifar10"),
     )
-    parser.add_argument("--train-size", type=int, default=49_000)
+    parser.add_argument("--output-dir", default="outputs/search_benchmark")
+    parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--val-size", type=int, default=1_000)
-    parser.add_argument("--budget", type=int, default=60, help="epochs per search")
+    parser.add_argument("--budget", type=int, default=30, help="epochs per search")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of a full trial")
-    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threshold", type=float, default=0.45)
-    parser.add_argument(
-        "--methods", nargs="+", default=["coarse_to_fine", "random", "grid"]
-    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--threshold", type=float, default=0.35)
+    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS))
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="10k training images, 30 epochs per search, seeds 0 1",
+        help="2,000 training images, 12 epochs per search, 3-epoch trials, seeds 0 1",
     )
     args = parser.parse_args(argv)
+    unknown = set(args.searchers) - set(SEARCHERS)
+    if unknown:
+        parser.error(f"--searchers takes {', '.join(SEARCHERS)}. Received: {unknown}")
     if args.quick:
-        args.train_size, args.budget, args.seeds = 10_000, 30, [0, 1]
-        args.threshold = min(args.threshold, 0.35)
-        args.top_k = min(args.top_k, 3)
+        args.train_size, args.val_size, args.budget, args.epochs = 2_000, 500, 12, 3
+        args.seeds = args.seeds[:2]
+        args.threshold = min(args.threshold, 0.25)
     data_dir = args.data_dir if Path(args.data_dir).is_dir() else None
     data = load_data(data_dir, args.train_size, args.val_size)
+    out = Path(args.output_dir)
+    runs_path = out / "runs.json"
+    settings = settings_of(args)
+    runs = load_runs(runs_path, settings)
     print(
         f"CIFAR-10 ({'folder ' + str(data_dir) if data_dir else 'keras.datasets'}): "
         f"{len(data[0][1])} train / {len(data[1][1])} held-out validation images; "
         f"backend {keras.backend.backend()}; {args.budget} epochs per search, "
-        f"full trials {args.epochs} epochs; threshold {args.threshold:.0%}"
+        f"full trials {args.epochs} epochs; threshold {args.threshold:.0%}; "
+        f"{len(runs)} finished searches in {runs_path}",
+        flush=True,
     )
     directory = tempfile.mkdtemp(prefix="kerasreg_search_benchmark_")
-    results = []
     try:
         for seed in args.seeds:
-            for method in args.methods:
-                r = run(method, seed, data, args, directory)
-                results.append(r)
+            for searcher in args.searchers:
+                if any(r["searcher"] == searcher and r["seed"] == seed for r in runs):
+                    continue
+                r = run(searcher, seed, data, args, directory)
+                runs.append(r)
+                atomic_write_text(
+                    runs_path,
+                    json.dumps({"settings": settings, "runs": runs}, indent=1),
+                )
                 print(
-                    f"  seed {seed} {method:15s} best val acc {r['best']:.4f} "
-                    f"(lr {r['best_lr']:.3g}, l2 {r['best_l2']:.3g}); trials "
-                    f"{r['trials']}, epochs {r['epochs']}; first >= "
-                    f"{args.threshold:.0%} at trial {r['first_trial']} "
-                    f"(epoch {r['first_epochs']}); exploded/failed "
-                    f"{r['exploded_or_failed']}; {r['seconds']:.0f} s",
+                    f"  seed {seed} {searcher:15s} best val acc "
+                    f"{r['best_val_accuracy']:.4f} {r['best_hyperparameters']}; "
+                    f"trials {r['trials']}, epochs {r['epochs']}; first >= "
+                    f"{args.threshold:.0%} after {r['epochs_to_threshold']} epochs; "
+                    f"failed {r['failed_trials']}; {r['seconds']:.0f} s",
                     flush=True,
                 )
-                if method == "coarse_to_fine":
-                    print(
-                        "    "
-                        + r["tuner"].oracle.stage_summary().replace("\n", "\n    ")
-                    )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
+    table = summary_table(runs, args.searchers, args.threshold)
     print()
-    print(
-        "| search | epochs | best val acc (mean over seeds) | per seed | "
-        f"trials to first >= {args.threshold:.0%} | epochs to first | time (s) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for method in args.methods:
-        rs = [r for r in results if r["method"] == method]
-        best = [r["best"] for r in rs]
-        firsts = [str(r["first_trial"]) if r["first_trial"] else "never" for r in rs]
-        ep = [str(r["first_epochs"]) if r["first_epochs"] else "-" for r in rs]
-        print(
-            f"| {method} | {rs[0]['epochs']} | {np.mean(best):.4f} | "
-            f"{', '.join(f'{b:.4f}' for b in best)} | {', '.join(firsts)} | "
-            f"{', '.join(ep)} | {sum(r['seconds'] for r in rs):.0f} |"
-        )
+    print(table)
+    atomic_write_text(out / "results.md", table + "\n")
+    return runs
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ Usage:
 
     python examples/lecture_pipeline.py --quick
     python examples/lecture_pipeline.py --data-dir ../shared/data/cifar10
+    python examples/lecture_pipeline.py --data-dir ../shared/data/cifar10 \
+        --budget lecture --output-dir benchmarks/results/lecture_pipeline
+
+`--budget quick` (the default) searches 12 one-epoch trials, then 6 trials of
+5 epochs. `--budget lecture` is the notes' own protocol: 100 coarse trials of
+5 epochs over lr = 10^U(-6, -3) and reg = 10^U(-5, 5), then up to 100 fine
+trials of 5 epochs over the ranges of the best coarse trials (the notes
+narrowed by hand to lr 10^U(-4, -3), reg 10^U(-4, 0); the oracle narrows by
+itself). A lecture-budget search resumes where it stopped when run again
+with the same `--output-dir` (keras-tuner's `overwrite=False`). The chosen
+model (the best trial's best epoch) is evaluated once on the 10,000 test
+images, which the search never sees.
 
 Without `--data-dir` (or `KERASREG_DATA_DIR`), CIFAR-10 is downloaded with
 `keras.datasets.cifar10`. Results go to `--output-dir` (default `outputs/`).
@@ -39,11 +51,28 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 REFERENCE_VAL_ACCURACY = 0.53  # The lecture's best, 2-layer net, 50 hidden units.
+
+#: Search sizes: trials and epochs of the coarse and the fine stage.
+BUDGETS = {
+    "quick": {
+        "coarse_trials": 12,
+        "coarse_epochs": 1,
+        "fine_trials": 6,
+        "fine_epochs": 5,
+    },
+    "lecture": {
+        "coarse_trials": 100,
+        "coarse_epochs": 5,
+        "fine_trials": 100,
+        "fine_epochs": 5,
+    },
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +80,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="CIFAR-10 class folders")
     p.add_argument("--output-dir", default="outputs", help="where results go")
     p.add_argument("--quick", action="store_true", help="a CI-sized run")
+    p.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default="quick",
+        help="the search's size: quick (12x1 + 6x5 epochs) or lecture "
+        "(100x5 + 100x5 epochs, the notes' protocol)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="coarse trials that define the fine ranges (default: 3, 10 for "
+        "--budget lecture)",
+    )
     p.add_argument("--train-size", type=int, default=49_000)
     p.add_argument("--val-size", type=int, default=1_000)
     p.add_argument("--coarse-trials", type=int, default=12)
@@ -65,6 +108,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="plain random search even when keras-tuner is installed",
     )
     args = p.parse_args(argv)
+    for name, value in BUDGETS[args.budget].items():  # explicit options win
+        if getattr(args, name) == p.get_default(name):
+            setattr(args, name, value)
+    if args.top_k is None:
+        args.top_k = 10 if args.budget == "lecture" else 3
+    args.top_k = min(args.top_k, args.coarse_trials)
     if args.quick:  # Smaller defaults; options given explicitly still win.
         quick = {
             "train_size": 400,
@@ -88,10 +137,10 @@ def load_data(args):
     import kerasreg.datasets
 
     total = args.train_size + args.val_size
-    (x, y), _ = kerasreg.datasets.load_cifar10(
+    (x, y), (x_test, y_test) = kerasreg.datasets.load_cifar10(
         args.data_dir,
         train_size=None if total >= 50_000 else total,
-        test_size=100,
+        test_size=200 if args.quick else None,
         seed=args.seed,
     )
     (x_train, y_train), (x_val, y_val) = kerasreg.datasets.train_val_split(
@@ -102,8 +151,13 @@ def load_data(args):
     x_train, y_train = x_train[order], y_train[order]
     x_train = x_train.reshape(len(x_train), -1).astype("float32")
     x_val = x_val.reshape(len(x_val), -1).astype("float32")
+    x_test = x_test.reshape(len(x_test), -1).astype("float32")
     mean_image = x_train.mean(0)  # Step 1: zero-centre with the training mean.
-    return (x_train - mean_image, y_train), (x_val - mean_image, y_val)
+    return (
+        (x_train - mean_image, y_train),
+        (x_val - mean_image, y_val),
+        (x_test - mean_image, y_test),
+    )
 
 
 def two_layer_net(reg: float = 0.0, hidden: int = 50, seed: int = 0):
@@ -180,10 +234,16 @@ def diagnose_rate(lr, x, y, args) -> dict:
 
 
 def search_with_tuner(data, args, out_dir: Path):
-    """Coarse-to-fine search with kerasreg.tuners.CoarseToFineSearch."""
-    from kerasreg.tuners import CoarseToFineSearch
+    """Coarse-to-fine search with kerasreg.tuners.CoarseToFineSearch.
 
-    (x_train, y_train), (x_val, y_val) = data
+    Returns the trials (dicts) and the chosen model (the best trial's best
+    epoch, as keras-tuner saved it). Writes `search_table.md` and
+    `search.png` (matplotlib permitting) to `out_dir`.
+    """
+    from kerasreg.tuners import CoarseToFineSearch, plot_search, search_table
+    from kerasreg.utils import atomic_write_text
+
+    (x_train, y_train), (x_val, y_val) = data[:2]
     steps = math.ceil(len(x_train) / args.batch_size)
 
     def build(hp):
@@ -198,11 +258,12 @@ def search_with_tuner(data, args, out_dir: Path):
             {"trials": args.coarse_trials, "epochs": args.coarse_epochs},
             {"trials": args.fine_trials, "epochs": args.fine_epochs},
         ],
-        top_k=3,
+        top_k=args.top_k,
         seed=args.seed,
         directory=str(out_dir / "tuner"),
-        project_name="lecture_pipeline",
-        overwrite=True,
+        project_name=f"lecture_pipeline_{args.budget}_{args.seed}",
+        # The lecture budget runs for an hour or more: resume it.
+        overwrite=args.budget != "lecture",
     )
     tuner.search(
         x_train,
@@ -220,23 +281,40 @@ def search_with_tuner(data, args, out_dir: Path):
                 "lr": trial.hyperparameters.values["lr"],
                 "reg": trial.hyperparameters.values["reg"],
                 "val_acc": float(score) if score is not None else float("nan"),
+                "epochs": tuner.oracle.budget_of(trial.trial_id)["epochs"],
             }
         )
-    return trials
+    atomic_write_text(out_dir / "search_table.md", str(search_table(tuner)) + "\n")
+    print(tuner.oracle.stage_summary())
+    try:
+        plot_search(tuner, x="lr", y="reg", path=out_dir / "search.png")
+    except ImportError:
+        print("matplotlib is not installed: no search.png")
+    with warnings.catch_warnings():  # the saved optimizer state is not needed
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        best_model = tuner.get_best_models(1)[0]
+    return trials, best_model
 
 
 def search_plain(data, args):
-    """Coarse-to-fine random search in log space, without keras-tuner."""
-    (x_train, y_train), (x_val, y_val) = data
+    """Coarse-to-fine random search in log space, without keras-tuner.
+
+    Returns the trials (dicts) and the chosen model (the best trial's model
+    at its end).
+    """
+    (x_train, y_train), (x_val, y_val) = data[:2]
     steps = math.ceil(len(x_train) / args.batch_size)
     rng = np.random.default_rng(args.seed)
     ranges = {"lr": (-6.0, -3.0), "reg": (-5.0, 5.0)}  # log10, as in the lecture
     trials = []
+    best_model, best_val = None, -1.0
     for stage, (count, epochs) in enumerate(
         [(args.coarse_trials, args.coarse_epochs), (args.fine_trials, args.fine_epochs)]
     ):
         if stage:
-            best = sorted(trials, key=lambda t: -np.nan_to_num(t["val_acc"]))[:3]
+            best = sorted(trials, key=lambda t: -np.nan_to_num(t["val_acc"]))[
+                : args.top_k
+            ]
             ranges = {
                 k: (
                     min(math.log10(t[k]) for t in best) - 0.1,
@@ -258,12 +336,21 @@ def search_plain(data, args):
             )
             val = max(np.nan_to_num(hist.history["val_accuracy"]))
             trials.append(
-                {"stage": stage + 1, "lr": lr, "reg": reg, "val_acc": float(val)}
+                {
+                    "stage": stage + 1,
+                    "lr": lr,
+                    "reg": reg,
+                    "val_acc": float(val),
+                    "epochs": epochs,
+                }
             )
+            final = float(np.nan_to_num(hist.history["val_accuracy"][-1]))
+            if final > best_val:
+                best_model, best_val = model, final
             print(
                 f"  val_acc: {val:.3f}, lr: {lr:.3e}, reg: {reg:.3e} (stage {stage + 1})"
             )
-    return trials
+    return trials, best_model
 
 
 def main(argv=None) -> dict:
@@ -279,7 +366,7 @@ def main(argv=None) -> dict:
     out_dir = Path(args.output_dir)
     t0 = time.time()
     data = load_data(args)
-    (x_train, y_train), (x_val, y_val) = data
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     print(
         f"CIFAR-10: {len(x_train)} train / {len(x_val)} val images, "
         f"mean image subtracted (backend {keras.backend.backend()})"
@@ -323,15 +410,19 @@ def main(argv=None) -> dict:
         except ImportError:
             pass
     print(
-        f"Coarse-to-fine search ({'kerasreg.tuners.CoarseToFineSearch' if use_tuner else 'plain random search'}): "
-        f"{args.coarse_trials} x {args.coarse_epochs} epoch(s), then "
-        f"{args.fine_trials} x {args.fine_epochs} epoch(s)"
+        f"Coarse-to-fine search ({'kerasreg.tuners.CoarseToFineSearch' if use_tuner else 'plain random search'}), "
+        f"budget {args.budget}: {args.coarse_trials} x {args.coarse_epochs} "
+        f"epoch(s), then {args.fine_trials} x {args.fine_epochs} epoch(s) "
+        f"over the ranges of the top {args.top_k}"
     )
-    trials = (
+    t_search = time.time()
+    trials, best_model = (
         search_with_tuner(data, args, out_dir)
         if use_tuner
         else search_plain(data, args)
     )
+    search_seconds = time.time() - t_search
+    epochs = sum(t["epochs"] or 0 for t in trials)
     trials = [t for t in trials if t["val_acc"] == t["val_acc"]]
     for t in sorted(trials, key=lambda t: (t["stage"] or 0, -t["val_acc"])):
         print(
@@ -344,6 +435,15 @@ def main(argv=None) -> dict:
         f"reg {best['reg']:.3e}); the lecture reports about "
         f"{REFERENCE_VAL_ACCURACY:.0%} for this network."
     )
+    # The test split, once, for the chosen model only.
+    test_loss, test_accuracy = best_model.evaluate(
+        x_test, y_test, batch_size=1000, verbose=0
+    )[:2]
+    print(
+        f"Test accuracy of the chosen model: {test_accuracy:.3f} "
+        f"({len(y_test)} test images); search {len(trials)} trials, {epochs} "
+        f"epochs, {search_seconds:.0f} s"
+    )
     result = {
         "backend": keras.backend.backend(),
         "train_size": len(x_train),
@@ -352,11 +452,31 @@ def main(argv=None) -> dict:
         "rate_diagnoses": diagnoses,
         "search": {"tuner": use_tuner, "trials": trials, "best": best},
         "reference_val_accuracy": REFERENCE_VAL_ACCURACY,
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
         "seconds": time.time() - t0,
     }
     atomic_write_text(
         out_dir / "lecture_pipeline.json", json.dumps(result, indent=2, default=str)
     )
+    summary = {
+        "budget": args.budget,
+        "best_val_accuracy": best["val_acc"],
+        "best_hyperparameters": {"lr": best["lr"], "reg": best["reg"]},
+        "test_accuracy": float(test_accuracy),
+        "trials": len(trials),
+        "epochs": epochs,
+        "seconds": round(search_seconds, 1),
+        "seconds_total": round(result["seconds"], 1),
+        "train_size": len(x_train),
+        "val_size": len(x_val),
+        "test_size": len(y_test),
+        "backend": keras.backend.backend(),
+        "tuner": use_tuner,
+        "top_k": args.top_k,
+        "seed": args.seed,
+    }
+    atomic_write_text(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
     print(f"Wrote {out_dir / 'lecture_pipeline.json'} ({result['seconds']:.0f} s)")
     return result
 

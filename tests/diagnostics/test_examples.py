@@ -53,6 +53,24 @@ def test_lecture_pipeline_quick(tmp_path):
     assert len(result["search"]["trials"]) == 3  # 2 coarse + 1 fine
     saved = json.loads((tmp_path / "lecture_pipeline.json").read_text())
     assert saved["search"]["best"]["val_acc"] == result["search"]["best"]["val_acc"]
+    summary = json.loads((tmp_path / "result.json").read_text())
+    assert summary["best_val_accuracy"] == result["search"]["best"]["val_acc"]
+    assert summary["budget"] == "quick" and summary["trials"] == 3
+    assert summary["epochs"] == 3  # --quick: 1-epoch trials in both stages
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert summary["test_accuracy"] == pytest.approx(result["test_accuracy"])
+    assert summary["seconds"] > 0
+
+
+def test_lecture_budget_is_the_notes_protocol():
+    example = _load("lecture_pipeline")
+    args = example.parse_args(["--budget", "lecture"])
+    assert (args.coarse_trials, args.coarse_epochs) == (100, 5)
+    assert (args.fine_trials, args.fine_epochs) == (100, 5)
+    assert args.batch_size == 100 and args.top_k == 10
+    # Options given explicitly still win.
+    args = example.parse_args(["--budget", "lecture", "--fine-trials", "40"])
+    assert args.fine_trials == 40 and args.coarse_trials == 100
 
 
 @pytest.mark.slow

@@ -1,0 +1,118 @@
+"""The search benchmark's budget cap, records and resume, on synthetic objectives."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+keras_tuner = pytest.importorskip("keras_tuner")
+
+from tests.tuners import synthetic  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search_benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("search_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Scored(keras_tuner.Tuner):
+    """Trains nothing: the score is the synthetic bowl, the 'accuracy' its negative."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        return {"score": -synthetic.objective_value(trial.hyperparameters.values)}
+
+
+@pytest.mark.parametrize(
+    "oracle_class, kwargs",
+    [
+        ("RandomSearchOracle", {"max_trials": 100}),
+        ("HyperbandOracle", {"max_epochs": 9, "factor": 3, "hyperband_iterations": 50}),
+        ("GridSearchOracle", {"max_trials": 100}),
+    ],
+)
+def test_budgeted_oracles_stop_at_the_epoch_budget(
+    bench, tmp_path, oracle_class, kwargs
+):
+    cls = bench.budgeted(getattr(keras_tuner.oracles, oracle_class))
+    oracle = cls(
+        objective=keras_tuner.Objective("score", "max"),
+        hyperparameters=synthetic.space(),
+        epoch_budget=40,
+        epochs=3,
+        seed=1,
+        **kwargs,
+    )
+    tuner = Scored(oracle=oracle, directory=str(tmp_path), project_name="p")
+    tuner.search()
+    spent = oracle.spent()
+    per_trial = [
+        bench.trial_epochs(t.hyperparameters.values, 3) for t in oracle.trials.values()
+    ]
+    assert spent == sum(per_trial) <= 40
+    # It stopped because the next trial did not fit, not for another reason.
+    assert spent > 40 - max(per_trial)
+    if oracle_class == "HyperbandOracle":  # rounds of several lengths
+        assert len(set(per_trial)) > 1
+
+
+def test_trial_epochs_counts_what_hyperband_trains(bench):
+    assert bench.trial_epochs({"tuner/epochs": 9, "tuner/initial_epoch": 3}, 5) == 6
+    assert bench.trial_epochs({"tuner/epochs": 3, "tuner/initial_epoch": 0}, 5) == 3
+    assert bench.trial_epochs({"lr": 0.1}, 5) == 5
+
+
+def test_summarise_trials_counts_epochs_until_the_threshold(bench, tmp_path):
+    cls = bench.budgeted(keras_tuner.oracles.RandomSearchOracle)
+    oracle = cls(
+        objective=keras_tuner.Objective("score", "max"),
+        hyperparameters=synthetic.space(),
+        max_trials=8,
+        epoch_budget=100,
+        epochs=4,
+        seed=3,
+    )
+    tuner = Scored(oracle=oracle, directory=str(tmp_path), project_name="p")
+    tuner.search()
+    trials = sorted(oracle.trials.values(), key=lambda t: int(t.trial_id))
+    scores = [t.score for t in trials]
+    threshold = sorted(scores)[-3]  # reached first by one of the top three
+    first = next(i for i, s in enumerate(scores) if s >= threshold)
+    record = bench.summarise_trials(tuner, 4, threshold)
+    assert record["epochs"] == 4 * len(trials)
+    assert record["epochs_to_threshold"] == 4 * (first + 1)
+    assert record["best_val_accuracy"] == pytest.approx(max(scores))
+    assert record["trials"] == len(trials)
+    assert not any(k.startswith("tuner/") for k in record["best_hyperparameters"])
+    assert bench.summarise_trials(tuner, 4, 1e9)["epochs_to_threshold"] is None
+
+
+def test_runs_file_refuses_other_settings_and_the_table_reads_it(bench, tmp_path):
+    path = tmp_path / "runs.json"
+    settings = {"budget": 30, "epochs": 5}
+    runs = [
+        {
+            "searcher": "random",
+            "seed": s,
+            "best_val_accuracy": a,
+            "seconds": 10.0,
+            "epochs_to_threshold": e,
+            "epochs": 30,
+        }
+        for s, a, e in ((0, 0.40, 10), (1, 0.44, None))
+    ]
+    path.write_text(json.dumps({"settings": settings, "runs": runs}))
+    assert bench.load_runs(path, settings) == runs
+    with pytest.raises(SystemExit, match="budget"):
+        bench.load_runs(path, {"budget": 60, "epochs": 5})
+    table = bench.summary_table(runs, ["random", "grid"], 0.35)
+    row = next(line for line in table.splitlines() if line.startswith("| random"))
+    assert "42.00% +- 2.83%" in row and "10.0 (1)" in row
+    assert "grid" not in table
