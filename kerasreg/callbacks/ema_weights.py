@@ -7,14 +7,14 @@ import os
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback, find_callback_list
-from kerasreg.callbacks.train_step_hook import (
+from kerasreg.callbacks._base import ConfigurableCallback, find_callback_list
+from kerasreg.callbacks._train_step_hook import (
     TrainStepHook,
     call_when_built,
     cancel_when_built,
     release_optimizer_variables,
 )
-from kerasreg.callbacks.weight_swap import assign_values, read_values
+from kerasreg.callbacks._weight_swap import assign_values, read_values
 
 
 def ema_decay(
@@ -58,7 +58,7 @@ class EMAWeights(ConfigurableCallback):
 
     The update runs inside the compiled train step: for the duration of
     `fit` the callback folds it into `model.train_step` (see
-    `kerasreg.callbacks.train_step_hook`; on JAX the averages travel in the
+    `kerasreg.callbacks._train_step_hook`; on JAX the averages travel in the
     stateless step's optimizer state), so there is no Python work per batch
     and Keras's asynchronous callback dispatch stays on. Unlike the optimizer's `use_ema=True`, it works with any
     optimizer object, averages BatchNormalization statistics, warms the decay
@@ -88,7 +88,7 @@ class EMAWeights(ConfigurableCallback):
     A `fit` that raises (Ctrl-C, a failing callback) does not run
     `on_train_end`; the callback's train-step hook is then aborted (at once
     if a train step raised, else at the start of the model's next `fit`, or
-    by `kerasreg.callbacks.train_step_hook.remove_train_step_hooks(model)`):
+    by `kerasreg.callbacks.remove_train_step_hooks(model)`):
     the model gets its training weights back (never the EMA weights), the
     averages are taken out of the optimizer, and `training_weights` /
     `ema_weights` hold both sets.

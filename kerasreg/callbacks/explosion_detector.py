@@ -8,9 +8,9 @@ import threading
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback, find_callback_list
-from kerasreg.callbacks.monitor import Monitor, is_finite
-from kerasreg.callbacks.weight_swap import TrainingState
+from kerasreg.callbacks._base import ConfigurableCallback, find_callback_list
+from kerasreg.callbacks._monitor import Monitor, is_finite
+from kerasreg.callbacks._weight_swap import TrainingState
 
 
 class TrainingExplodedError(RuntimeError):

@@ -6,9 +6,9 @@ import collections
 import math
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
-from kerasreg.callbacks.monitor import Monitor, is_finite
-from kerasreg.callbacks.weight_swap import assign_values, read_values
+from kerasreg.callbacks._base import ConfigurableCallback
+from kerasreg.callbacks._monitor import Monitor, is_finite
+from kerasreg.callbacks._weight_swap import assign_values, read_values
 
 
 class StopReason:

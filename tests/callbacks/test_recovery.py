@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kerasreg.callbacks import EMAWeights, ExplosionDetector
-from kerasreg.callbacks.train_step_hook import remove_train_step_hooks
+from kerasreg.callbacks._train_step_hook import remove_train_step_hooks
 from tests import toolkit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
