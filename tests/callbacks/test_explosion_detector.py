@@ -367,3 +367,18 @@ def test_mirrored_strategy():
 
 def test_exported():
     assert kerasreg.callbacks.ExplosionDetector is ExplosionDetector
+
+
+def test_verbose_reports_like_keras_callbacks(capsys, caplog):
+    for verbose in (0, 1):
+        _exploding_fit(ExplosionDetector(factor=3.0, warmup_batches=2, verbose=verbose))
+        out = capsys.readouterr().out
+        assert ("ExplosionDetector: training exploded" in out) is bool(verbose)
+    keras.config.disable_interactive_logging()
+    try:
+        with caplog.at_level("INFO", logger="kerasreg"):
+            _exploding_fit(ExplosionDetector(factor=3.0, warmup_batches=2))
+    finally:
+        keras.config.enable_interactive_logging()
+    assert "ExplosionDetector: training exploded" not in capsys.readouterr().out
+    assert "ExplosionDetector: training exploded" in caplog.text
