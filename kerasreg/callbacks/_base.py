@@ -115,6 +115,45 @@ class OwnedBackup:
             self.backup.on_train_end(logs)
 
 
+class BackupOwnerCallback(ConfigurableCallback):
+    """A `ConfigurableCallback` that runs a `BackupAndRestore` it is given.
+
+    Subclasses call `super().__init__(backup)` and the `OwnedBackup` hooks
+    (`self._backup.train_begin(...)`, ...) from their own; model and params
+    are passed on here. A deep copy gets a new backup with the same
+    arguments; the backup is not part of the config.
+    """
+
+    def __init__(self, backup=None):
+        super().__init__()
+        self._backup = OwnedBackup(backup)
+
+    def _copy_kwargs(self) -> dict:
+        return {**self.get_config(), "backup": self._backup.copy()}
+
+    @property
+    def backup(self) -> keras.callbacks.BackupAndRestore | None:
+        """The `BackupAndRestore` the callback runs (None: none)."""
+        return self._backup.backup
+
+    @property
+    def async_safe(self) -> bool:
+        """Whether Keras may run the batch hooks in its thread pool.
+
+        True (the subclasses' batch hooks only read the logs) unless the
+        owned `backup` saves every few batches.
+        """
+        return not self._backup.saves_per_batch
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._backup.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self._backup.set_params(params)
+
+
 def print_msg(message: str) -> None:
     """Prints a callback's message as Keras's own callbacks do.
 

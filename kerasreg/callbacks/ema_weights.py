@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks._base import ConfigurableCallback, OwnedBackup
+from kerasreg.callbacks._base import BackupOwnerCallback
 from kerasreg.callbacks._train_step_hook import (
     TrainStepHook,
     call_when_built,
@@ -40,7 +40,7 @@ def _is_float(variable) -> bool:
 
 
 @utils.register
-class EMAWeights(ConfigurableCallback):
+class EMAWeights(BackupOwnerCallback):
     """Keeps an exponential moving average (EMA) of the weights, for any optimizer.
 
     After each optimizer step `t` (from `start_step` on, every `update_every`
@@ -167,7 +167,7 @@ class EMAWeights(ConfigurableCallback):
         ema_at_end: bool = True,
         backup: keras.callbacks.BackupAndRestore | None = None,
     ):
-        super().__init__()
+        super().__init__(backup)
         self.decay = utils.check_float(
             "decay", decay, 0.0, 1.0, low_inclusive=False, high_inclusive=False
         )
@@ -182,7 +182,6 @@ class EMAWeights(ConfigurableCallback):
         )
         self.swap_for_eval = utils.check_bool("swap_for_eval", swap_for_eval)
         self.ema_at_end = utils.check_bool("ema_at_end", ema_at_end)
-        self._backup = OwnedBackup(backup)
         self._clear()
 
     def _clear(self):
@@ -210,19 +209,6 @@ class EMAWeights(ConfigurableCallback):
             "swap_for_eval": self.swap_for_eval,
             "ema_at_end": self.ema_at_end,
         }
-
-    def _copy_kwargs(self):
-        return {**self.get_config(), "backup": self._backup.copy()}
-
-    @property
-    def backup(self) -> keras.callbacks.BackupAndRestore | None:
-        """The `BackupAndRestore` the callback runs (None: none)."""
-        return self._backup.backup
-
-    @property
-    def async_safe(self) -> bool:
-        """True unless the owned `backup` saves every few batches."""
-        return not self._backup.saves_per_batch
 
     # -- variables ---------------------------------------------------------
 
@@ -370,14 +356,6 @@ class EMAWeights(ConfigurableCallback):
             self._exchange()
 
     # -- hooks ---------------------------------------------------------------
-
-    def set_model(self, model):
-        super().set_model(model)
-        self._backup.set_model(model)
-
-    def set_params(self, params):
-        super().set_params(params)
-        self._backup.set_params(params)
 
     def on_train_begin(self, logs=None):
         model = self.model

@@ -8,7 +8,7 @@ import threading
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks._base import ConfigurableCallback, OwnedBackup, print_msg
+from kerasreg.callbacks._base import BackupOwnerCallback, print_msg
 from kerasreg.callbacks._monitor import Monitor, is_finite
 from kerasreg.callbacks._weight_swap import TrainingState
 
@@ -18,7 +18,7 @@ class TrainingExplodedError(RuntimeError):
 
 
 @utils.register
-class ExplosionDetector(ConfigurableCallback):
+class ExplosionDetector(BackupOwnerCallback):
     """Stops training when the cost explodes or becomes NaN / infinite.
 
     The reference is the original cost: the value of `monitor` at the first
@@ -129,7 +129,7 @@ class ExplosionDetector(ConfigurableCallback):
         backup: keras.callbacks.BackupAndRestore | None = None,
         verbose: int = 1,
     ):
-        super().__init__()
+        super().__init__(backup)
         self._monitor = Monitor(monitor, "min")
         self.monitor = monitor
         self.factor = utils.check_float("factor", factor, 1.0, low_inclusive=False)
@@ -138,7 +138,6 @@ class ExplosionDetector(ConfigurableCallback):
         self.restore_weights = utils.check_bool("restore_weights", restore_weights)
         self.raise_error = utils.check_bool("raise_error", raise_error)
         self.verbose = utils.check_verbose("verbose", verbose)
-        self._backup = OwnedBackup(backup)
         self._target = None
         self._reset()
 
@@ -170,23 +169,6 @@ class ExplosionDetector(ConfigurableCallback):
             "raise_error": self.raise_error,
             "verbose": self.verbose,
         }
-
-    def _copy_kwargs(self):
-        return {**self.get_config(), "backup": self._backup.copy()}
-
-    @property
-    def backup(self) -> keras.callbacks.BackupAndRestore | None:
-        """The `BackupAndRestore` the detector runs (None: none)."""
-        return self._backup.backup
-
-    @property
-    def async_safe(self) -> bool:
-        """Whether Keras may run the batch hooks in its thread pool.
-
-        True (the batch check only reads the logs Keras already computed)
-        unless the owned `backup` saves every few batches.
-        """
-        return not self._backup.saves_per_batch
 
     # -- decision ------------------------------------------------------------
 
@@ -227,11 +209,6 @@ class ExplosionDetector(ConfigurableCallback):
     def set_model(self, model):
         super().set_model(model)
         self._target = model
-        self._backup.set_model(model)
-
-    def set_params(self, params):
-        super().set_params(params)
-        self._backup.set_params(params)
 
     def on_train_begin(self, logs=None):
         self._reset()

@@ -76,6 +76,16 @@ def _ordered(backup, order):
     return ema, [ema]
 
 
+def _resume(backup_dir, order):
+    """A new model and callbacks resume from the backup: (model, ema, history)."""
+    model = _model()
+    ema, callbacks = _ordered(keras.callbacks.BackupAndRestore(backup_dir), order)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the whole state loads
+        history = _fit(model, callbacks)
+    return model, ema, history
+
+
 class _Crash(keras.callbacks.Callback):
     """Raises at batch `batch` of epoch `epoch` (a crash mid-epoch)."""
 
@@ -116,12 +126,7 @@ def test_crash_and_resume_with_backup_matches_uninterrupted_run(order, tmp_path)
     with pytest.raises(RuntimeError, match="crash"):
         _fit(model, [*_ordered(backup, order)[1], _Crash(epoch=2)])
     # The same process resumes with new callbacks and a new model.
-    model = _model()
-    backup = keras.callbacks.BackupAndRestore(backup_dir)
-    ema, callbacks = _ordered(backup, order)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # the whole state loads
-        history = _fit(model, callbacks)
+    model, ema, history = _resume(backup_dir, order)
     assert history.epoch == [2, 3]
     _assert_same_as_reference(model, ema, ref_model, ref_ema)
     assert not os.path.exists(backup_dir)  # finished: Keras removed the backup
@@ -167,12 +172,7 @@ def test_kill_and_resume_with_backup_matches_uninterrupted_run(order, tmp_path):
     run_killed(_KILL_SCRIPT, backup_dir, order)
     assert os.path.exists(backup_dir)
     ref_model, ref_ema = _reference()
-    model = _model()
-    backup = keras.callbacks.BackupAndRestore(backup_dir)
-    ema, callbacks = _ordered(backup, order)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # the whole state loads
-        history = _fit(model, callbacks)
+    model, ema, history = _resume(backup_dir, order)
     assert history.epoch == [2, 3]
     _assert_same_as_reference(model, ema, ref_model, ref_ema)
 
