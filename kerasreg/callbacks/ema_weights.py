@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback, find_callback_list
-from kerasreg.callbacks.train_step_hook import (
+from kerasreg.callbacks._base import BackupOwnerCallback
+from kerasreg.callbacks._train_step_hook import (
     TrainStepHook,
     call_when_built,
     cancel_when_built,
+    model_is_built,
     release_optimizer_variables,
 )
-from kerasreg.callbacks.weight_swap import assign_values, read_values
+from kerasreg.callbacks._weight_swap import assign_values, read_values
 
 
 def ema_decay(
@@ -41,7 +40,7 @@ def _is_float(variable) -> bool:
 
 
 @utils.register
-class EMAWeights(ConfigurableCallback):
+class EMAWeights(BackupOwnerCallback):
     """Keeps an exponential moving average (EMA) of the weights, for any optimizer.
 
     After each optimizer step `t` (from `start_step` on, every `update_every`
@@ -58,7 +57,7 @@ class EMAWeights(ConfigurableCallback):
 
     The update runs inside the compiled train step: for the duration of
     `fit` the callback folds it into `model.train_step` (see
-    `kerasreg.callbacks.train_step_hook`; on JAX the averages travel in the
+    `kerasreg.callbacks._train_step_hook`; on JAX the averages travel in the
     stateless step's optimizer state), so there is no Python work per batch
     and Keras's asynchronous callback dispatch stays on. Unlike the optimizer's `use_ema=True`, it works with any
     optimizer object, averages BatchNormalization statistics, warms the decay
@@ -71,12 +70,15 @@ class EMAWeights(ConfigurableCallback):
     weights (the training weights wait in the optimizer variables), so any
     checkpoint, also one written while the model holds the EMA weights
     (`BackupAndRestore` placed after this callback, `ExplosionDetector`'s
-    epoch-start copy), restores both sets: with
-    `keras.callbacks.BackupAndRestore` in either order, a run killed or
-    crashed mid-way and resumed ends with the weights and averages of an
-    uninterrupted run. (With the backup *before* this callback, Keras's
-    backup loads before the averages exist and warns that it skips the
-    optimizer; this callback then loads the backup again, completely.) At
+    epoch-start copy), restores both sets: with a
+    `keras.callbacks.BackupAndRestore` placed *after* this callback in
+    `callbacks`, or given to it as `backup=` (the callback then runs the
+    backup's hooks itself, loading it once the averages exist), a run killed
+    or crashed mid-way and resumed ends with the weights and averages of an
+    uninterrupted run. (A backup placed *before* this callback in
+    `callbacks` loads before the averages exist: Keras warns that it skips
+    the optimizer state, and the resumed run does not match. Keras gives a
+    callback no link to its siblings, so this callback cannot see it.) At
     the end of `fit` the averages are taken out of the optimizer again (the
     callback keeps them): repeated `fit`s, with the same or a new
     `EMAWeights`, do not pile up optimizer variables, and a model saved after
@@ -88,7 +90,7 @@ class EMAWeights(ConfigurableCallback):
     A `fit` that raises (Ctrl-C, a failing callback) does not run
     `on_train_end`; the callback's train-step hook is then aborted (at once
     if a train step raised, else at the start of the model's next `fit`, or
-    by `kerasreg.callbacks.train_step_hook.remove_train_step_hooks(model)`):
+    by `kerasreg.callbacks.remove_train_step_hooks(model)`):
     the model gets its training weights back (never the EMA weights), the
     averages are taken out of the optimizer, and `training_weights` /
     `ema_weights` hold both sets.
@@ -131,6 +133,11 @@ class EMAWeights(ConfigurableCallback):
             `predict` and end-of-epoch checkpoints. Defaults to `True`.
         ema_at_end: Leave the EMA weights in the model after `fit`.
             Defaults to `True`.
+        backup: A `keras.callbacks.BackupAndRestore` that the callback runs
+            at its own place in the callback list (see above), instead of
+            passing it to `fit`. It is not part of the config (a deep copy
+            gets a new one with the same arguments); the model must be built
+            before `fit`. Defaults to `None`.
 
     Example:
 
@@ -158,8 +165,9 @@ class EMAWeights(ConfigurableCallback):
         average_non_trainable: bool = True,
         swap_for_eval: bool = True,
         ema_at_end: bool = True,
+        backup: keras.callbacks.BackupAndRestore | None = None,
     ):
-        super().__init__()
+        super().__init__(backup)
         self.decay = utils.check_float(
             "decay", decay, 0.0, 1.0, low_inclusive=False, high_inclusive=False
         )
@@ -185,7 +193,6 @@ class EMAWeights(ConfigurableCallback):
         self._tracked = []
         self._slots = []  # ("t" | "n", index in model.(non_)trainable_variables)
         self._depth = 0  # nesting of swap_in (fit -> evaluate -> ...)
-        self._backups_before = []  # BackupAndRestore callbacks placed before
         self._initialized = False
         self._hook = None
         self.training_weights = None
@@ -361,21 +368,20 @@ class EMAWeights(ConfigurableCallback):
         self._initialized = False
         if model.optimizer is None:
             raise ValueError("EMAWeights needs a compiled model (no optimizer).")
-        callback_list = find_callback_list(self)
-        self._backups_before = []
-        if callback_list is not None:
-            for callback in callback_list.callbacks:
-                if callback is self:
-                    break
-                if isinstance(callback, keras.callbacks.BackupAndRestore):
-                    self._backups_before.append(callback)
+        if self.backup is not None and not model_is_built(model):
+            # The backup must load now: it sets the epoch `fit` resumes at.
+            raise ValueError(
+                "EMAWeights(backup=...) needs a built model: build it before "
+                "`fit` (start it with `keras.Input`, or call it on a batch)."
+            )
         # Unbuilt models (TensorFlow): just before the first train step.
         call_when_built(model, self._begin)
 
     def _begin(self):
         model = self.model
         self._setup(model)
-        self._reload_backups(model)
+        # Loaded once the averages exist: the whole state comes back.
+        self._backup.train_begin()
         self._hook = TrainStepHook(
             [*self._ema_vars, self._step, self._count],
             self._step_update,
@@ -383,31 +389,22 @@ class EMAWeights(ConfigurableCallback):
         )
         self._hook.install(model)
 
-    def _reload_backups(self, model):
-        """Loads the backups that Keras loaded before the averages existed.
-
-        A `BackupAndRestore` placed before this callback loaded its backup in
-        its own `on_train_begin`, when the optimizer lacked the averages: the
-        optimizer state was skipped (iterations, moments, averages). Loaded
-        again now, the whole state comes back.
-        """
-        for backup in self._backups_before:
-            path = getattr(backup, "_weights_path", None) or os.path.join(
-                backup.backup_dir, "latest.weights.h5"
-            )
-            if os.path.exists(path):
-                model.load_weights(path)
-
     def on_epoch_begin(self, epoch, logs=None):
         self.model  # noqa: B018 - on JAX, syncs the training state first
         # Training runs on the training weights, also right after a backup
         # written while the model held the EMA weights was loaded.
         self._training_weights_in()
 
+    def on_train_batch_end(self, batch, logs=None):
+        self._backup.train_batch_end(batch, logs)
+
     def on_epoch_end(self, epoch, logs=None):
         if self.swap_for_eval:
             self.model  # noqa: B018 - on JAX, syncs the training state first
             self._swap_in()
+        # Saved with both sets: the EMA weights in the model (if swapped in),
+        # the training weights in the optimizer variables.
+        self._backup.epoch_end(epoch, logs)
 
     def on_test_begin(self, logs=None):
         if self.swap_for_eval:
@@ -432,6 +429,7 @@ class EMAWeights(ConfigurableCallback):
             self._hook.remove()
             self._hook = None
         self._finish(model, self.ema_at_end)
+        self._backup.train_end(logs)
 
     def _abort(self):
         """The hook's `on_abort`: the fit raised; training weights back in."""

@@ -8,21 +8,17 @@ import threading
 import keras
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback, find_callback_list
-from kerasreg.callbacks.monitor import Monitor, is_finite
-from kerasreg.callbacks.weight_swap import TrainingState
+from kerasreg.callbacks._base import BackupOwnerCallback, print_msg
+from kerasreg.callbacks._monitor import Monitor, is_finite
+from kerasreg.callbacks._weight_swap import TrainingState
 
 
 class TrainingExplodedError(RuntimeError):
     """Raised by `ExplosionDetector(raise_error=True)` when the cost explodes."""
 
 
-def _noop(*args, **kwargs):
-    return None
-
-
 @utils.register
-class ExplosionDetector(ConfigurableCallback):
+class ExplosionDetector(BackupOwnerCallback):
     """Stops training when the cost explodes or becomes NaN / infinite.
 
     The reference is the original cost: the value of `monitor` at the first
@@ -47,12 +43,19 @@ class ExplosionDetector(ConfigurableCallback):
     `exploded_at_epoch`, `exploded_at_batch`, `value`, `reference` and
     `message`.
 
-    Stopping never deletes a `keras.callbacks.BackupAndRestore` backup (a
-    known pitfall of `keras.callbacks.TerminateOnNaN`, whose graceful stop
-    runs `BackupAndRestore.on_train_end`, which deletes the backup): the
-    detector finds the `BackupAndRestore` callbacks of the same `fit`, skips
-    their save of the exploded epoch and their clean-up, so that a restart
-    (with a smaller learning rate) resumes from the last good epoch.
+    With `keras.callbacks.BackupAndRestore`, give the backup to the detector
+    (`backup=`) instead of passing it to `fit`: the detector then runs the
+    backup's hooks itself, at its own place in the callback list, checking
+    each batch and epoch before the backup may save it. Once training has
+    exploded, the backup saves nothing more and is not deleted at the end
+    (a known pitfall of `keras.callbacks.TerminateOnNaN`, whose graceful
+    stop runs `BackupAndRestore.on_train_end`, which deletes the backup), so
+    a restart (with a smaller learning rate, and the same `backup_dir`)
+    resumes from the last good epoch. Without an explosion the backup
+    behaves exactly as it does in `callbacks`. A `BackupAndRestore` passed
+    to `fit` directly is not known to the detector: Keras gives a callback
+    no link to its siblings, so it saves the exploded epoch and deletes its
+    backup when the stopped `fit` ends.
 
     The batch check only reads the logs Keras already computed, so the
     callback is declared `async_safe`: it does not disable Keras's
@@ -62,7 +65,10 @@ class ExplosionDetector(ConfigurableCallback):
     so the reference is always that of the first batches and the batch
     reported is the first one that exploded, whatever order they arrive in.
     Training may run one or two more batches before it stops; the weights
-    put back are those of the epoch start in any case.
+    put back are those of the epoch start in any case. (With a `backup`
+    that saves every few batches, an integer `save_freq`, the detector is
+    not `async_safe`: its batch hooks then run in order, in the training
+    loop's thread.)
 
     Args:
         monitor: The cost to watch (a loss: lower is better). Defaults to
@@ -78,7 +84,13 @@ class ExplosionDetector(ConfigurableCallback):
             start of the exploded epoch back. Defaults to `True`.
         raise_error: Raise `TrainingExplodedError` (after restoring the
             weights) instead of stopping gracefully. Defaults to `False`.
-        verbose: Print the message when training stops. Defaults to `1`.
+        backup: A `keras.callbacks.BackupAndRestore` that the detector runs
+            (see above) and that is then not passed to `fit`; it is not part
+            of the config (a deep copy gets a new one with the same
+            arguments). Defaults to `None`.
+        verbose: Verbosity mode, 0 or 1. Mode 1 prints the message (as
+            Keras's callbacks print theirs) when training stops; it is kept
+            in `message` in any case. Defaults to `1`.
 
     Example:
 
@@ -92,12 +104,19 @@ class ExplosionDetector(ConfigurableCallback):
     >>> detector.exploded_at_epoch
     0
 
+    With a backup, so that a restart resumes from the last good epoch:
+
+    >>> import tempfile
+    >>> backup_dir = tempfile.mkdtemp()
+    >>> backup = keras.callbacks.BackupAndRestore(backup_dir)
+    >>> detector = ExplosionDetector(backup=backup, verbose=0)
+    >>> _ = model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+    ...               callbacks=[detector])  # not callbacks=[backup, ...]
+
     Reference:
         Goodfellow, Bengio and Courville, Deep Learning (2016), section 8.2.4
         (cliffs and exploding gradients); Keras `TerminateOnNaN`.
     """
-
-    async_safe = True
 
     def __init__(
         self,
@@ -107,9 +126,10 @@ class ExplosionDetector(ConfigurableCallback):
         min_scale: float = 0.1,
         restore_weights: bool = True,
         raise_error: bool = False,
+        backup: keras.callbacks.BackupAndRestore | None = None,
         verbose: int = 1,
     ):
-        super().__init__()
+        super().__init__(backup)
         self._monitor = Monitor(monitor, "min")
         self.monitor = monitor
         self.factor = utils.check_float("factor", factor, 1.0, low_inclusive=False)
@@ -131,8 +151,6 @@ class ExplosionDetector(ConfigurableCallback):
         self._epoch = 0
         self._first_epoch = None
         self._good_state = None
-        self._protected = []
-        self._siblings = []
         self._reason = None
         self._first_cost = None  # the first batch's cost: the warm-up reference
         self._pending = {}  # batch -> cost seen before the first batch's cost
@@ -193,18 +211,8 @@ class ExplosionDetector(ConfigurableCallback):
         self._target = model
 
     def on_train_begin(self, logs=None):
-        self._undo_protection()
         self._reset()
-        callback_list = find_callback_list(self)
-        self._siblings = (
-            [
-                c
-                for c in callback_list.callbacks
-                if isinstance(c, keras.callbacks.BackupAndRestore)
-            ]
-            if callback_list is not None
-            else []
-        )
+        self._backup.train_begin(logs)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -215,10 +223,14 @@ class ExplosionDetector(ConfigurableCallback):
 
     def on_train_batch_end(self, batch, logs=None):
         # Runs in Keras's callback thread pool, in any order within an epoch:
-        # record and ask to stop, no more.
-        if not logs or self.monitor not in logs:
-            return
-        value = float(logs[self.monitor])
+        # record and ask to stop, no more. (In order, in the training loop's
+        # thread, when the backup saves per batch: see `async_safe`.)
+        if logs and self.monitor in logs:
+            self._batch(batch, float(logs[self.monitor]))
+        if not self.exploded:
+            self._backup.train_batch_end(batch, logs)
+
+    def _batch(self, batch: int, value: float) -> None:
         with self._lock:
             first = self._epoch == self._first_epoch
             if first and batch == 0:
@@ -255,13 +267,15 @@ class ExplosionDetector(ConfigurableCallback):
                     self._explode(epoch, None, value, reason)
                 elif self.reference is None:
                     self.reference = value
-        if not self.exploded or self.message is not None:
-            return
-        self._finish()
+        if not self.exploded:
+            self._backup.epoch_end(epoch, logs)
+        elif self.message is None:
+            self._finish()
 
     def on_train_end(self, logs=None):
         if self.exploded and self.message is None:
             self._finish()
+        self._backup.train_end(logs)  # skipped after an explosion
 
     # -- the event -------------------------------------------------------------
 
@@ -281,7 +295,7 @@ class ExplosionDetector(ConfigurableCallback):
         self.exploded_at_batch = batch
         self.value = value
         self._reason = reason
-        self._protect_backups()
+        self._backup.hold()  # keeps the last good epoch's backup
         # Not `self.model`: on JAX that property syncs the training state,
         # which from Keras's callback thread races with the training loop.
         if self._target is not None:
@@ -315,37 +329,9 @@ class ExplosionDetector(ConfigurableCallback):
             + hint
         )
         if self.raise_error:
-            self._undo_protection()
             raise TrainingExplodedError(self.message)
         if self.verbose:
-            print("\n" + self.message)
-
-    # -- BackupAndRestore protection -------------------------------------------
-
-    def _protect_backups(self):
-        for backup in getattr(self, "_siblings", []):
-            if any(b is backup for b in self._protected):
-                continue
-            self._protected.append(backup)
-
-            def release(logs=None, _backup=backup):
-                # Keeps the backup: the clean-up is skipped once, then the
-                # instance goes back to its class methods.
-                _restore_methods(_backup)
-
-            backup.on_epoch_end = _noop
-            backup.on_train_batch_end = _noop
-            backup.on_train_end = release
-
-    def _undo_protection(self):
-        for backup in getattr(self, "_protected", []):
-            _restore_methods(backup)
-        self._protected = []
-
-
-def _restore_methods(backup):
-    for name in ("on_epoch_end", "on_train_batch_end", "on_train_end"):
-        backup.__dict__.pop(name, None)
+            print_msg("\n" + self.message)
 
 
 def _current_lr(model):

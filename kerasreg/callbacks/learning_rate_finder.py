@@ -10,10 +10,10 @@ import keras
 import numpy as np
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
-from kerasreg.callbacks.monitor import is_finite
-from kerasreg.callbacks.train_step_hook import call_when_built, cancel_when_built
-from kerasreg.callbacks.weight_swap import TrainingState
+from kerasreg.callbacks._base import ConfigurableCallback
+from kerasreg.callbacks._monitor import is_finite
+from kerasreg.callbacks._train_step_hook import call_when_built, cancel_when_built
+from kerasreg.callbacks._weight_swap import TrainingState
 
 
 @dataclass

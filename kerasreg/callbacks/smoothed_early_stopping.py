@@ -6,9 +6,9 @@ import collections
 import math
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
-from kerasreg.callbacks.monitor import Monitor, is_finite
-from kerasreg.callbacks.weight_swap import assign_values, read_values
+from kerasreg.callbacks._base import ConfigurableCallback, print_msg
+from kerasreg.callbacks._monitor import Monitor, is_finite
+from kerasreg.callbacks._weight_swap import assign_values, read_values
 
 
 class StopReason:
@@ -58,7 +58,9 @@ class SmoothedEarlyStopping(ConfigurableCallback):
             so that the EMA weights are the ones kept. Defaults to `True`.
         start_from_epoch: Number of epochs to wait before counting patience
             (the smoothing runs from the first epoch). Defaults to `0`.
-        verbose: Print a message when training stops. Defaults to `0`.
+        verbose: Verbosity mode, 0 or 1. Mode 1 prints a message (as Keras's
+            callbacks print theirs) when training stops; it is kept in
+            `stop_message` in any case. Defaults to `0`.
 
     Example:
 
@@ -203,7 +205,7 @@ class SmoothedEarlyStopping(ConfigurableCallback):
             assign_values(self.model.weights, self.best_weights)
             restored = True
         if self.stopped_epoch is not None and self.verbose:
-            print(
+            print_msg(
                 f"\nSmoothedEarlyStopping: stopped at epoch {self.stopped_epoch}: "
                 f"{self.stop_message}."
                 + (

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
-from kerasreg.callbacks.train_step_hook import TrainStepHook
+from kerasreg.callbacks._base import ConfigurableCallback
+from kerasreg.callbacks._train_step_hook import TrainStepHook
 
 MANIFEST = ".kerasreg_snapshots.json"
 # Temporary files of `utils.atomic_path` for our snapshots and manifest.
@@ -115,7 +115,7 @@ class SnapshotEnsemble(ConfigurableCallback):
     The optimizer needs a float (variable) learning rate, not a
     `LearningRateSchedule`; it is put back to its value of before `fit` at
     the end, also when `fit` raises (see
-    `kerasreg.callbacks.train_step_hook`).
+    `kerasreg.callbacks._train_step_hook`).
 
     Args:
         cycles: Number of cycles (snapshots), >= 1.

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 
 from kerasreg import utils
-from kerasreg.callbacks.base import ConfigurableCallback
-from kerasreg.callbacks.weight_swap import assign_values, read_values
+from kerasreg.callbacks._base import ConfigurableCallback
+from kerasreg.callbacks._weight_swap import assign_values, read_values
 
 
 def _batch_norm_layers(layer) -> list:

@@ -13,11 +13,21 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess
         "(or `pip install keras-tuner tensorboard`)."
     ) from error
 
-from kerasreg.tuners.coarse_to_fine import (  # noqa: E402, F401
+from kerasreg.tuners.coarse_to_fine import (
     CoarseToFineOracle,
     CoarseToFineSearch,
     trial_epochs,
     trial_stage,
 )
-from kerasreg.tuners.hypermodel import RegularizationHyperModel  # noqa: E402, F401
-from kerasreg.tuners.reporting import plot_search, search_table  # noqa: E402, F401
+from kerasreg.tuners.hypermodel import RegularizationHyperModel
+from kerasreg.tuners.reporting import plot_search, search_table
+
+__all__ = [
+    "CoarseToFineOracle",
+    "CoarseToFineSearch",
+    "RegularizationHyperModel",
+    "plot_search",
+    "search_table",
+    "trial_epochs",
+    "trial_stage",
+]

@@ -22,6 +22,7 @@ from typing import Any
 
 import keras_tuner
 from keras_tuner.engine.hyperparameters import HyperParameters
+from keras_tuner.engine.trial import TrialStatus
 
 from kerasreg import utils
 from kerasreg.tuners import narrowing
@@ -31,8 +32,6 @@ EPOCHS_KEY = "tuner/epochs"
 EXPLODED_METRIC = "exploded"
 
 DEFAULT_STAGES = ({"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10})
-
-_RUNNING, _IDLE, _STOPPED, _COMPLETED = "RUNNING", "IDLE", "STOPPED", "COMPLETED"
 
 # HyperParameters of a running trial -> its {"stage", "epochs"} (search
 # bookkeeping taken out of the values by `CoarseToFineSearch`).
@@ -252,7 +251,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             done = [
                 self.trials[t]
                 for t in ids
-                if t in self.trials and self.trials[t].status == _COMPLETED
+                if t in self.trials and self.trials[t].status == TrialStatus.COMPLETED
             ]
             scores = [t.score for t in done if t.score is not None]
             finite = [s for s in scores if math.isfinite(s)]
@@ -299,7 +298,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 values = self._sample_values(info)
                 if values is not None:
                     self._stage_of[trial_id] = self._stage
-                    return {"status": _RUNNING, "values": values}
+                    return {"status": TrialStatus.RUNNING, "values": values}
                 info["exhausted"] = True
                 warnings.warn(
                     f"CoarseToFineOracle: stage {self._stage + 1} found no new "
@@ -308,11 +307,14 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                     stacklevel=2,
                 )
             # Every trial of the stage exists: the next stage may only narrow
-            # once all of them (and any retries) have ended.
+            # once all of them (and any retries) have ended. (`_retry_queue`,
+            # like `_seed_state`, `_max_collisions` and the value hashes below,
+            # is the base Oracle's state, private but what keras-tuner's own
+            # oracles use: it has no public equivalent.)
             if self.ongoing_trials or self._retry_queue:
-                return {"status": _IDLE, "values": None}
+                return {"status": TrialStatus.IDLE, "values": None}
             if self._stage + 1 == len(self.stages):
-                return {"status": _STOPPED, "values": None}
+                return {"status": TrialStatus.STOPPED, "values": None}
             self._open_stage(self._stage + 1)
 
     def _open_stage(self, index: int) -> None:
@@ -372,7 +374,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             for t, s in self._stage_of.items()
             if s < index
             and t in self.trials
-            and self.trials[t].status == _COMPLETED
+            and self.trials[t].status == TrialStatus.COMPLETED
             and self.trials[t].score is not None
             and math.isfinite(self.trials[t].score)
         ]
@@ -412,6 +414,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         return super().end_trial(trial)
 
     def _record_values(self, trial):
+        # (Overrides the base Oracle's private hook: no public one exists.)
         # keras-tuner's duplicate record, hashed with the trial's stage and
         # epochs whether or not they are still in the values: a configuration
         # may come back in a later stage, never twice in one.
@@ -615,8 +618,9 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         return super().run_trial(trial, *args, **kwargs)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
-        # keras-tuner's per-execution hook (the callbacks here are already this
-        # execution's deep copies): add a fresh detector we can read after fit.
+        # keras-tuner's per-execution hook, private (its public `run_trial`
+        # sees the callbacks before they are deep-copied per execution): add a
+        # fresh detector to this execution's copies, to read after fit.
         if self.explosion_factor is None:
             return super()._build_and_fit_model(trial, *args, **kwargs)
         from kerasreg.callbacks import ExplosionDetector

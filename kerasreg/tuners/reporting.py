@@ -6,6 +6,8 @@ import math
 import os
 from typing import Any
 
+from keras_tuner.engine.trial import TrialStatus
+
 from kerasreg.tuners.coarse_to_fine import (
     EPOCHS_KEY,
     EXPLODED_METRIC,
@@ -109,7 +111,7 @@ def search_table(tuner: Any) -> SearchTable:
 
     def key(trial):
         score = trial.score
-        if trial.status != "COMPLETED" or score is None or math.isnan(score):
+        if trial.status != TrialStatus.COMPLETED or score is None or math.isnan(score):
             return (1, 0.0)
         return (0, -score if direction == "max" else score)
 
@@ -202,7 +204,7 @@ def plot_search(
     metric = color or oracle.objective.name
 
     def score(trial):
-        if _exploded(trial) or trial.status != "COMPLETED":
+        if _exploded(trial) or trial.status != TrialStatus.COMPLETED:
             return math.nan
         if metric == oracle.objective.name:
             value = trial.score

@@ -338,7 +338,7 @@ def test_early_stopping_after_ema_keeps_the_best_averaged_weights():
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-# -- models that are not built before fit (issue 16) ---------------------------
+# -- models that are not built before fit ------------------------------------
 
 
 class SubclassedNet(keras.Model):
@@ -465,7 +465,7 @@ def test_keras_tuner_trials_with_an_unbuilt_model_complete(tmp_path):
     assert all(np.isfinite(t.score) for t in trials)
 
 
-# -- repeated fits (issue 16) ----------------------------------------------------
+# -- repeated fits -------------------------------------------------------------
 
 
 def test_new_instance_per_fit_does_not_grow_the_optimizer_and_saves_cleanly(

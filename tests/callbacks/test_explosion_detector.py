@@ -1,4 +1,5 @@
 import copy
+import json
 import math
 
 import keras
@@ -229,27 +230,23 @@ def test_raise_error():
     assert all(np.all(np.isfinite(w)) for w in det.model.get_weights())
 
 
-@pytest.mark.parametrize("order", ["backup_first", "detector_first"])
-def test_backup_and_restore_is_kept(tmp_path, order):
+class _BoomAtEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            self.model.optimizer.learning_rate.assign(10.0)
+
+
+def test_backup_and_restore_is_kept(tmp_path):
     backup_dir = tmp_path / "backup"
     backup = keras.callbacks.BackupAndRestore(str(backup_dir))
-    det = ExplosionDetector(factor=3.0, warmup_batches=2, verbose=0)
+    det = ExplosionDetector(factor=3.0, warmup_batches=2, backup=backup, verbose=0)
     x, y = _regression_data()
     model = _regression_model()
-
-    class Boom(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                self.model.optimizer.learning_rate.assign(10.0)
-
-    cbs = [backup, det] if order == "backup_first" else [det, backup]
-    model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[Boom(), *cbs])
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[_BoomAtEpoch2(), det])
     assert det.exploded_at_epoch == 2
     # The backup survives, and it is the one of the last good epoch (epoch 2
     # resumes), not the exploded one.
     assert backup_dir.exists()
-    import json
-
     meta = json.loads((backup_dir / "training_metadata.json").read_text())
     assert meta["epoch"] == 2
     # The BackupAndRestore instance works normally afterwards: a clean run
@@ -258,6 +255,78 @@ def test_backup_and_restore_is_kept(tmp_path, order):
     h = model2.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[backup])
     assert h.epoch == [2, 3]
     assert not backup_dir.exists()
+
+
+def test_backup_saving_per_batch_never_saves_an_exploded_batch(tmp_path):
+    backup_dir = tmp_path / "backup"
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=1)
+    det = ExplosionDetector(factor=3.0, warmup_batches=2, backup=backup, verbose=0)
+    assert not det.async_safe  # the backup writes files from the batch hook
+    x, y = _regression_data()
+    model = _regression_model()
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[_BoomAtEpoch2(), det])
+    assert det.exploded_at_epoch == 2
+    meta = json.loads((backup_dir / "training_metadata.json").read_text())
+    # Saved after each batch up to the last one checked before the explosion.
+    assert meta["epoch"] == 2 and meta["batch"] < det.exploded_at_batch
+    restored = _regression_model()
+    restored.load_weights(str(backup_dir / "latest.weights.h5"))
+    assert all(np.all(np.isfinite(w)) for w in restored.get_weights())
+
+
+def test_owned_backup_without_explosion_is_a_plain_backup(tmp_path):
+    """Crash, resume through the detector, finish: the backup is deleted."""
+    backup_dir = tmp_path / "backup"
+    x, y = _regression_data()
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("crash")
+
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir))
+    det = ExplosionDetector(backup=backup, verbose=0)
+    with pytest.raises(RuntimeError, match="crash"):
+        _regression_model().fit(
+            x, y, batch_size=8, epochs=4, verbose=0, callbacks=[det, Crash()]
+        )
+    meta = json.loads((backup_dir / "training_metadata.json").read_text())
+    assert meta["epoch"] == 2
+    # A new detector with a new backup of the same directory resumes.
+    det = ExplosionDetector(
+        backup=keras.callbacks.BackupAndRestore(str(backup_dir)), verbose=0
+    )
+    h = _regression_model().fit(
+        x, y, batch_size=8, epochs=4, verbose=0, callbacks=[det]
+    )
+    assert h.epoch == [2, 3] and not det.exploded
+    assert not backup_dir.exists()
+
+
+def test_raise_error_keeps_the_owned_backup(tmp_path):
+    backup_dir = tmp_path / "backup"
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir))
+    det = ExplosionDetector(
+        factor=3.0, warmup_batches=2, raise_error=True, backup=backup, verbose=0
+    )
+    with pytest.raises(TrainingExplodedError):
+        _exploding_fit(det)  # explodes in epoch 1
+    meta = json.loads((backup_dir / "training_metadata.json").read_text())
+    assert meta["epoch"] == 1
+
+
+def test_backup_argument():
+    with pytest.raises(ValueError, match="argument `backup`"):
+        ExplosionDetector(backup="/tmp/backup")
+    assert ExplosionDetector().async_safe and ExplosionDetector().backup is None
+    backup = keras.callbacks.BackupAndRestore("/tmp/b", save_freq=3)
+    det = ExplosionDetector(factor=4.0, backup=backup, verbose=0)
+    assert det.backup is backup and not det.async_safe
+    assert "backup" not in det.get_config()
+    clone = copy.deepcopy(det)
+    assert clone.backup is not backup
+    assert (clone.backup.backup_dir, clone.backup.save_freq) == ("/tmp/b", 3)
+    assert clone.get_config() == det.get_config()
 
 
 def test_deepcopy_and_reuse():
@@ -298,3 +367,18 @@ def test_mirrored_strategy():
 
 def test_exported():
     assert kerasreg.callbacks.ExplosionDetector is ExplosionDetector
+
+
+def test_verbose_reports_like_keras_callbacks(capsys, caplog):
+    for verbose in (0, 1):
+        _exploding_fit(ExplosionDetector(factor=3.0, warmup_batches=2, verbose=verbose))
+        out = capsys.readouterr().out
+        assert ("ExplosionDetector: training exploded" in out) is bool(verbose)
+    keras.config.disable_interactive_logging()
+    try:
+        with caplog.at_level("INFO", logger="kerasreg"):
+            _exploding_fit(ExplosionDetector(factor=3.0, warmup_batches=2))
+    finally:
+        keras.config.enable_interactive_logging()
+    assert "ExplosionDetector: training exploded" not in capsys.readouterr().out
+    assert "ExplosionDetector: training exploded" in caplog.text

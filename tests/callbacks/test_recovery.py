@@ -1,4 +1,4 @@
-"""Recovery that recovers (issue 13): EMAWeights with BackupAndRestore, with
+"""Recovery that recovers: EMAWeights with BackupAndRestore, with
 ExplosionDetector, after a fit that raised or was killed, and saving."""
 
 import os
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kerasreg.callbacks import EMAWeights, ExplosionDetector
-from kerasreg.callbacks.train_step_hook import remove_train_step_hooks
+from kerasreg.callbacks._train_step_hook import remove_train_step_hooks
 from tests import toolkit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -67,8 +67,23 @@ def _close(got, want, **kw):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), **kw)
 
 
-def _ordered(ema, backup, order):
-    return [ema, backup] if order == "ema_first" else [backup, ema]
+def _ordered(backup, order):
+    """(EMAWeights(decay=0.9), the callbacks): the backup after it, or owned."""
+    if order == "ema_first":
+        ema = EMAWeights(decay=0.9)
+        return ema, [ema, backup]
+    ema = EMAWeights(decay=0.9, backup=backup)  # order == "owned"
+    return ema, [ema]
+
+
+def _resume(backup_dir, order):
+    """A new model and callbacks resume from the backup: (model, ema, history)."""
+    model = _model()
+    ema, callbacks = _ordered(keras.callbacks.BackupAndRestore(backup_dir), order)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the whole state loads
+        history = _fit(model, callbacks)
+    return model, ema, history
 
 
 class _Crash(keras.callbacks.Callback):
@@ -102,24 +117,16 @@ def _assert_same_as_reference(model, ema, ref_model, ref_ema):
 # -- 1. BackupAndRestore --------------------------------------------------------
 
 
-@pytest.mark.parametrize("order", ["ema_first", "backup_first"])
+@pytest.mark.parametrize("order", ["ema_first", "owned"])
 def test_crash_and_resume_with_backup_matches_uninterrupted_run(order, tmp_path):
     ref_model, ref_ema = _reference()
     backup_dir = str(tmp_path / "backup")
     model = _model()
-    ema = EMAWeights(decay=0.9)
     backup = keras.callbacks.BackupAndRestore(backup_dir)
     with pytest.raises(RuntimeError, match="crash"):
-        _fit(model, [*_ordered(ema, backup, order), _Crash(epoch=2)])
+        _fit(model, [*_ordered(backup, order)[1], _Crash(epoch=2)])
     # The same process resumes with new callbacks and a new model.
-    model = _model()
-    ema = EMAWeights(decay=0.9)
-    backup = keras.callbacks.BackupAndRestore(backup_dir)
-    with warnings.catch_warnings():
-        # backup_first: Keras's own load skips the optimizer (the averages
-        # do not exist yet), EMAWeights then loads the backup again.
-        warnings.simplefilter("ignore", UserWarning)
-        history = _fit(model, _ordered(ema, backup, order))
+    model, ema, history = _resume(backup_dir, order)
     assert history.epoch == [2, 3]
     _assert_same_as_reference(model, ema, ref_model, ref_ema)
     assert not os.path.exists(backup_dir)  # finished: Keras removed the backup
@@ -128,7 +135,7 @@ def test_crash_and_resume_with_backup_matches_uninterrupted_run(order, tmp_path)
 _KILL_SCRIPT = """
 import os, signal, sys
 import keras
-from tests.callbacks.test_recovery import EMAWeights, _fit, _model, _ordered
+from tests.callbacks.test_recovery import _fit, _model, _ordered
 
 class Kill(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -139,7 +146,7 @@ class Kill(keras.callbacks.Callback):
 
 model = _model()
 backup = keras.callbacks.BackupAndRestore(sys.argv[1])
-_fit(model, [*_ordered(EMAWeights(decay=0.9), backup, sys.argv[2]), Kill()])
+_fit(model, [*_ordered(backup, sys.argv[2])[1], Kill()])
 """
 
 
@@ -158,19 +165,14 @@ def run_killed(script, *args):
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("order", ["ema_first", "backup_first"])
+@pytest.mark.parametrize("order", ["ema_first", "owned"])
 def test_kill_and_resume_with_backup_matches_uninterrupted_run(order, tmp_path):
     # Used to end 4-6e-2 away from the uninterrupted run.
     backup_dir = str(tmp_path / "backup")
     run_killed(_KILL_SCRIPT, backup_dir, order)
     assert os.path.exists(backup_dir)
     ref_model, ref_ema = _reference()
-    model = _model()
-    ema = EMAWeights(decay=0.9)
-    backup = keras.callbacks.BackupAndRestore(backup_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        history = _fit(model, _ordered(ema, backup, order))
+    model, ema, history = _resume(backup_dir, order)
     assert history.epoch == [2, 3]
     _assert_same_as_reference(model, ema, ref_model, ref_ema)
 

@@ -12,8 +12,8 @@ from kerasreg.callbacks import (
     cycle_boundaries,
     snapshot_learning_rate,
 )
+from kerasreg.callbacks._train_step_hook import remove_train_step_hooks
 from kerasreg.callbacks.snapshot_ensemble import MANIFEST
-from kerasreg.callbacks.train_step_hook import remove_train_step_hooks
 from kerasreg.ensembles import Ensemble
 from tests import toolkit
 from tests.callbacks.strategy import mirrored_strategy
@@ -281,7 +281,7 @@ def test_unbuilt_model(kind, tmp_path):
         )
 
 
-# -- files and failed fits (issue 13) -------------------------------------------
+# -- files and failed fits ---------------------------------------------------
 
 
 def test_constructing_and_copying_create_no_folder(tmp_path, monkeypatch):

@@ -486,7 +486,7 @@ def test_objective_value_helper_has_its_optimum():
 
 
 # ---------------------------------------------------------------------------
-# Search bookkeeping is not a hyper-parameter (issue 16)
+# Search bookkeeping is not a hyper-parameter
 # ---------------------------------------------------------------------------
 
 

@@ -41,7 +41,14 @@ def is_finite(value: Any) -> bool:
 class Monitor:
     """Reads a metric from `logs` and decides whether it improved.
 
-    A plain Python object (it survives `copy.deepcopy`), owned by a callback.
+    A plain Python object (it survives `copy.deepcopy`), owned by a callback,
+    which calls `reset()` in its `on_train_begin`. `get(logs)` returns the
+    value as a float, or None with one `UserWarning` per `fit` naming the
+    metrics that are in the logs (as Keras's `EarlyStopping` does).
+    `improved(current, reference)` applies `mode` and `min_delta` (its sign
+    is ignored); `better(a, b)` compares without `min_delta`. NaN and
+    infinite values never improve, and `worst` is improved on by every
+    finite value.
 
     Args:
         monitor: Name of the metric in `logs`. Defaults to `"val_loss"`.

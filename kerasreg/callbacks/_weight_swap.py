@@ -23,6 +23,12 @@ def _optimizer_variables(model) -> list:
 class TrainingState:
     """A copy (NumPy arrays) of a model's weights and its optimizer's state.
 
+    The copy is independent of the variables (later steps do not change it).
+    `restore(model)` assigns the weights back in `model.weights` order, and
+    the optimizer state only if the optimizer has as many variables as when
+    the copy was taken (an optimizer built or changed since is left alone).
+    An optimizer that is not built yet has no state: `optimizer == []`.
+
     Args:
         model: The model to copy from.
         include_optimizer: Also copy the optimizer variables (moments,
@@ -64,9 +70,14 @@ def read_values(variables: Sequence) -> list[np.ndarray]:
 class WeightSwapper:
     """Swaps a set of values into variables and back, one level deep.
 
-    `swap_in(values)` stores the variables' current values and assigns
-    `values`; `swap_out()` puts the stored values back. Nested calls are
-    counted so that `fit` -> validation `evaluate` -> ... only swaps once.
+    `swap_in(variables, values)` stores the variables' current values and
+    assigns `values`; `swap_out(variables)` puts the stored values back.
+    Nested calls are counted so that `fit` -> validation `evaluate` -> ...
+    only swaps once: an inner `swap_in` assigns nothing, and only the
+    `swap_out` matching the outermost `swap_in` restores. A `swap_out`
+    without a `swap_in` is a no-op; `reset()` (for `on_train_begin`) forgets
+    the stored values without assigning them. A plain Python object: it
+    survives `copy.deepcopy`.
     """
 
     def __init__(self):

@@ -251,9 +251,26 @@ def release_optimizer_variables(optimizer, variables: Sequence) -> bool:
 class TrainStepHook:
     """Runs `update` after every train step, inside the compiled function.
 
-    If the `fit` raises, the hook is aborted (see the module docstring):
-    `on_abort()` runs (on JAX after the training loop's state was written
-    back to the variables), then the model's own `train_step` is put back.
+    The contract:
+
+    - `install(model)` from a callback's `on_train_begin` (after `fit` built
+      its train function), `remove()` from its `on_train_end`. A hook
+      installed outside a `fit` counts as left over from a `fit` that
+      raised: the next `fit`'s `make_train_function` aborts it.
+    - `update` runs once per train step, traced into the compiled step
+      (Python side effects happen at tracing only), after the optimizer
+      update: it sees the new weights.
+    - Several hooks on one model compose in installation order; removing
+      one keeps the others running.
+    - On JAX the step is stateless: `train_step(state, data)` returns
+      `(logs, state)`, `state` being `(trainable, non_trainable, optimizer,
+      metrics)` value lists in the order of `model.trainable_variables`,
+      `model.non_trainable_variables`, `model.optimizer.variables` and
+      `model.metrics_variables`. The hook reads and writes `variables` at
+      their positions in the optimizer values (a test pins this layout).
+    - If the `fit` raises, the hook is aborted (see the module docstring):
+      `on_abort()` runs (on JAX after the training loop's state was written
+      back to the variables), then the model's own `train_step` is put back.
 
     Args:
         variables: Optimizer variables the hook reads and writes.
