@@ -551,7 +551,7 @@ def tune(data, s: Settings, out_dir: Path, stages: list[dict], seed: int = 0):
         search_table,
         trial_epochs,
     )
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     (x_train, y_train), (x_val, y_val), _ = data
     steps = math.ceil(len(x_train) / s.batch_size)
@@ -769,7 +769,7 @@ def write_results(
     settings: dict | None = None,
 ) -> tuple[Path, Path]:
     """Writes `results.md`, `results.csv` and the raw `runs.json` (atomically)."""
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     out_dir = Path(out_dir)
     md = out_dir / "results.md"
@@ -793,7 +793,7 @@ def write_results(
 
 def save_runs(path: Path, results: Sequence[RunResult], settings: dict | None):
     """`runs.json`: the settings the runs were made with, and every run."""
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     payload = {
         "settings": settings,
@@ -814,7 +814,7 @@ def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     """Plots training and validation loss and accuracy of each row to a PNG."""
     import matplotlib
 
-    from kerasreg.utils import atomic_path
+    from kerasreg._io import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

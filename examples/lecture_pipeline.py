@@ -267,7 +267,7 @@ def search_plain(data, args):
 
 
 def main(argv=None) -> dict:
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     args = parse_args(argv)
     import keras

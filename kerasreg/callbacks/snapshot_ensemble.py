@@ -10,12 +10,12 @@ import re
 import keras
 import numpy as np
 
-from kerasreg import utils
+from kerasreg import _io, utils
 from kerasreg.callbacks.base import ConfigurableCallback
 from kerasreg.callbacks.train_step_hook import TrainStepHook
 
 MANIFEST = ".kerasreg_snapshots.json"
-# Temporary files of `utils.atomic_path` for our snapshots and manifest.
+# Temporary files of `_io.atomic_path` for our snapshots and manifest.
 _TEMPORARY = re.compile(
     r"^\.(snapshot_\d{3}\.weights\.h5\..+\.weights\.h5"
     + "|"
@@ -239,7 +239,7 @@ class SnapshotEnsemble(ConfigurableCallback):
 
     def _write_manifest(self, names) -> None:
         text = json.dumps({"snapshots": sorted(set(names))}, indent=1)
-        utils.atomic_write_text(self.manifest_path, text + "\n")
+        _io.atomic_write_text(self.manifest_path, text + "\n")
 
     def _remove_stale_temporaries(self) -> None:
         """Removes temporaries of our naming left by a killed save."""
@@ -417,5 +417,5 @@ def _check_directory(directory) -> str:
 
 def _save_weights_atomically(model, path: str) -> None:
     """`model.save_weights(path)` through a temporary file and `os.replace`."""
-    with utils.atomic_path(path, suffix=".weights.h5") as tmp:
+    with _io.atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
