@@ -545,13 +545,13 @@ def tune(data, s: Settings, out_dir: Path, stages: list[dict], seed: int = 0):
     import keras
     import keras_tuner
 
+    from kerasreg._io import atomic_write_text
     from kerasreg.tuners import (
         CoarseToFineSearch,
         plot_search,
         search_table,
         trial_epochs,
     )
-    from kerasreg._io import atomic_write_text
 
     (x_train, y_train), (x_val, y_val), _ = data
     steps = math.ceil(len(x_train) / s.batch_size)
