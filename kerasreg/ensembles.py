@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from kerasreg import utils
+from kerasreg._batches import take
 
 REDUCTIONS = ("mean", "geometric_mean", "vote")
 
@@ -291,17 +292,9 @@ def bagging(
     for _ in range(n_models):
         idx = rng.integers(0, n, size=n)
         model = build_fn()
-        model.fit(_take(x, idx), _take(y, idx), **fit_kwargs)
+        model.fit(take(x, idx), take(y, idx), **fit_kwargs)
         members.append(model)
         oob.append(np.setdiff1d(np.arange(n), idx))
     ensemble = Ensemble(members, reduce=reduce, from_logits=from_logits)
     ensemble.oob_indices = oob
     return ensemble
-
-
-def _take(data, idx):
-    if isinstance(data, dict):
-        return {k: np.asarray(v)[idx] for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [np.asarray(v)[idx] for v in data]
-    return np.asarray(data)[idx]

@@ -25,6 +25,7 @@ import keras
 from keras import ops
 
 from kerasreg import utils
+from kerasreg._walk import is_leaf, walk_layers
 
 __all__ = ["ElasticNet", "add_weight_regularization"]
 
@@ -90,18 +91,6 @@ def _normalization_types():
         "SpectralNormalization",
     )
     return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
-
-
-def _leaf_layers(layer, seen):
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    subs = getattr(layer, "layers", None) or []
-    if subs:
-        for sub in subs:
-            yield from _leaf_layers(sub, seen)
-    else:
-        yield layer
 
 
 def _weight_name(variable) -> str:
@@ -178,7 +167,7 @@ def add_weight_regularization(
             "regularizer", "a keras.regularizers.Regularizer", regularizer
         )
     norm_types = _normalization_types()
-    for layer in _leaf_layers(model, set()):
+    for layer in filter(is_leaf, walk_layers(model)):
         is_norm = isinstance(layer, norm_types)
         if is_norm and not include_normalization:
             continue
