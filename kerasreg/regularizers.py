@@ -25,6 +25,10 @@ import keras
 from keras import ops
 
 from kerasreg import utils
+from kerasreg._regularizer_slots import (
+    KERNEL_REGULARIZER_SLOTS,
+    NORMALIZATION_REGULARIZER_SLOTS,
+)
 from kerasreg._walk import is_leaf, walk_layers
 
 __all__ = ["ElasticNet", "add_weight_regularization"]
@@ -68,17 +72,6 @@ class ElasticNet(keras.regularizers.Regularizer):
 
     def get_config(self):
         return {"strength": self.strength, "beta": self.beta}
-
-
-# Layer attributes that serialize a kernel's regularizer (`model.save` keeps
-# them, so a reloaded model is regularized too).
-_KERNEL_ATTRIBUTES = (
-    "kernel_regularizer",
-    "depthwise_regularizer",
-    "pointwise_regularizer",
-    "recurrent_regularizer",
-    "embeddings_regularizer",
-)
 
 
 def _normalization_types():
@@ -194,8 +187,8 @@ def add_weight_regularization(
 
 def _attributes_for(is_norm: bool, include_biases: bool) -> list[str]:
     if is_norm:
-        return ["gamma_regularizer", "beta_regularizer"]
-    attrs = list(_KERNEL_ATTRIBUTES)
+        return list(NORMALIZATION_REGULARIZER_SLOTS)
+    attrs = list(KERNEL_REGULARIZER_SLOTS)
     if include_biases:
         attrs.append("bias_regularizer")
     return attrs
