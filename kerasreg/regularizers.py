@@ -1,7 +1,9 @@
-"""Weight regularization: the lecture's elastic net, and adding a regularizer
-to a model that was built or loaded without one.
+"""Weight regularization: the elastic net of the cs231n notes, and adding a
+regularizer to a model that was built or loaded without one.
 
-The lecture writes the regularized loss as `L = data loss + lambda * R(W)` with
+The cs231n notes on regularization ("Neural Networks Part 2: Setting up the
+Data and the Loss") write the regularized loss as
+`L = data loss + lambda * R(W)` with
 
     L2           R(W) = sum W**2                (weight decay)
     L1           R(W) = sum |W|
@@ -9,12 +11,12 @@ The lecture writes the regularized loss as `L = data loss + lambda * R(W)` with
 
 `ElasticNet(strength, beta)` is `strength * sum(beta * W**2 + |W|)`, i.e.
 `lambda = strength`. It equals Keras's `keras.regularizers.L1L2(l1=strength,
-l2=strength * beta)`; it exists to speak the lecture's parameterisation (one
+l2=strength * beta)`; it exists to speak the notes' parameterisation (one
 overall strength, one L2/L1 mix). For plain L2 or L1 use Keras's
 `keras.regularizers.L2` / `L1` / `L1L2`; for decoupled weight decay use the
 optimizer's `weight_decay` argument (e.g. `keras.optimizers.AdamW`, or
 `weight_decay=` on any Keras optimizer). kerasreg does not re-implement them.
-Note that Keras's `L2(l2)` is `l2 * sum W**2`, whereas the lecture's gradient
+Note that Keras's `L2(l2)` is `l2 * sum W**2`, whereas the notes' gradient
 derivation uses `lambda / 2 * sum W**2`: `L2(l2)` corresponds to
 `lambda = 2 * l2`.
 """
@@ -36,10 +38,10 @@ __all__ = ["ElasticNet", "add_weight_regularization"]
 
 @utils.register
 class ElasticNet(keras.regularizers.Regularizer):
-    """Elastic-net weight penalty in the lecture's form.
+    """Elastic-net weight penalty in the form of the cs231n notes.
 
     `R(W) = strength * sum(beta * W**2 + |W|)`: `beta` sets how much the
-    L2 term weighs relative to the L1 term, `strength` is the lecture's
+    L2 term weighs relative to the L1 term, `strength` is the notes'
     `lambda`. Equivalent to `keras.regularizers.L1L2(l1=strength,
     l2=strength * beta)`.
 
