@@ -1,6 +1,6 @@
 """Shared helpers of the diagnostics: loss detection, data slicing, cloning.
 
-Private to `kerasreg.diagnostics` and `kerasreg.transfer`.
+Private to `kerasreg.diagnostics`.
 """
 
 from __future__ import annotations

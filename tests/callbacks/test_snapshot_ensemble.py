@@ -281,7 +281,7 @@ def test_unbuilt_model(kind, tmp_path):
         )
 
 
-# -- files and failed fits (issue 13) -------------------------------------------
+# -- files and failed fits ------------------------------------------------------
 
 
 def test_constructing_and_copying_create_no_folder(tmp_path, monkeypatch):
