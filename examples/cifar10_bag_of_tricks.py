@@ -812,14 +812,10 @@ def load_runs(path: Path) -> tuple[dict | None, list[RunResult]]:
 
 def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     """Plots training and validation loss and accuracy of each row to a PNG."""
-    import matplotlib
+    from kerasreg import _figures
 
-    from kerasreg._io import atomic_path
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = _figures.new_figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
     for row, hist in histories.items():
         (line,) = axes[0].plot(hist.get("val_loss", []), label=row)
         axes[0].plot(hist.get("loss", []), color=line.get_color(), alpha=0.35, ls="--")
@@ -832,11 +828,7 @@ def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = Path(path)
-    try:
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    _figures.save_figure(fig, path, format="png", dpi=110)
     return path
 
 
