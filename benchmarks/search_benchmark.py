@@ -55,13 +55,13 @@ import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
+from kerasreg._io import atomic_write_text  # noqa: E402
 from kerasreg.datasets import load_cifar10, train_val_split  # noqa: E402
 from kerasreg.tuners import (  # noqa: E402
     CoarseToFineOracle,
     CoarseToFineSearch,
     RegularizationHyperModel,
 )
-from kerasreg.utils import atomic_write_text  # noqa: E402
 
 LR_RANGE = (1e-6, 1e-1)
 L2_RANGE = (1e-6, 1e1)

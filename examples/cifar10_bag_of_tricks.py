@@ -545,13 +545,13 @@ def tune(data, s: Settings, out_dir: Path, stages: list[dict], seed: int = 0):
     import keras
     import keras_tuner
 
+    from kerasreg._io import atomic_write_text
     from kerasreg.tuners import (
         CoarseToFineSearch,
         plot_search,
         search_table,
         trial_epochs,
     )
-    from kerasreg.utils import atomic_write_text
 
     (x_train, y_train), (x_val, y_val), _ = data
     steps = math.ceil(len(x_train) / s.batch_size)
@@ -769,7 +769,7 @@ def write_results(
     settings: dict | None = None,
 ) -> tuple[Path, Path]:
     """Writes `results.md`, `results.csv` and the raw `runs.json` (atomically)."""
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     out_dir = Path(out_dir)
     md = out_dir / "results.md"
@@ -793,7 +793,7 @@ def write_results(
 
 def save_runs(path: Path, results: Sequence[RunResult], settings: dict | None):
     """`runs.json`: the settings the runs were made with, and every run."""
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     payload = {
         "settings": settings,
@@ -812,14 +812,10 @@ def load_runs(path: Path) -> tuple[dict | None, list[RunResult]]:
 
 def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     """Plots training and validation loss and accuracy of each row to a PNG."""
-    import matplotlib
+    from kerasreg import _figures
 
-    from kerasreg.utils import atomic_path
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = _figures.new_figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
     for row, hist in histories.items():
         (line,) = axes[0].plot(hist.get("val_loss", []), label=row)
         axes[0].plot(hist.get("loss", []), color=line.get_color(), alpha=0.35, ls="--")
@@ -832,11 +828,7 @@ def save_learning_curves(histories: dict[str, dict], path: Path) -> Path:
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = Path(path)
-    try:
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    _figures.save_figure(fig, path, format="png", dpi=110)
     return path
 
 

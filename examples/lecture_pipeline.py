@@ -240,8 +240,8 @@ def search_with_tuner(data, args, out_dir: Path):
     epoch, as keras-tuner saved it). Writes `search_table.md` and
     `search.png` (matplotlib permitting) to `out_dir`.
     """
+    from kerasreg._io import atomic_write_text
     from kerasreg.tuners import CoarseToFineSearch, plot_search, search_table
-    from kerasreg.utils import atomic_write_text
 
     (x_train, y_train), (x_val, y_val) = data[:2]
     steps = math.ceil(len(x_train) / args.batch_size)
@@ -354,7 +354,7 @@ def search_plain(data, args):
 
 
 def main(argv=None) -> dict:
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     args = parse_args(argv)
     import keras

@@ -233,7 +233,7 @@ def tables(rows, args) -> tuple[str, str]:
 
 
 def main(argv=None) -> list[dict]:
-    from kerasreg.utils import atomic_write_text
+    from kerasreg._io import atomic_write_text
 
     args = parse_args(argv)
     import keras

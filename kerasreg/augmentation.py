@@ -41,6 +41,11 @@ TASKS = {
 }
 
 
+# Not `keras.layers.Pipeline` (public since Keras 3.6): with Keras 3.15 it runs
+# these layers in `tf.data` on TensorFlow and JAX, takes an image or a batch
+# and saves, but it is not a `keras.Sequential` (no `add`/`pop`), which
+# `pipeline` returns and its tests assert, and pipelines saved as
+# `kerasreg>AugmentationPipeline` must still load.
 @utils.register
 class AugmentationPipeline(keras.Sequential):
     """A `keras.Sequential` of augmentation layers that also runs in `tf.data`.

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasreg.utils import atomic_path, check_int
+from kerasreg._io import atomic_path
+from kerasreg.utils import check_int
 
 CIFAR10_CLASSES = (
     "airplane",

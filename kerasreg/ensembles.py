@@ -16,8 +16,17 @@ import keras
 import numpy as np
 
 from kerasreg import utils
+from kerasreg._batches import take
+from kerasreg._reduce import REDUCTIONS, reduce_probabilities
+from kerasreg._snapshots import (
+    last_snapshots,
+    load_snapshots,
+    snapshot_paths,
+)
 
-REDUCTIONS = ("mean", "geometric_mean", "vote")
+# "max" is a reduction over views (`TestTimeAugmentation`): a maximum over
+# weighted members has no weighted form.
+_ENSEMBLE_REDUCTIONS = tuple(r for r in REDUCTIONS if r != "max")
 
 
 def _check_same_classes(models) -> None:
@@ -130,7 +139,7 @@ class Ensemble(keras.Model):
             weights = w
         self.members = models
         self.member_weights = weights
-        self.reduce = utils.check_choice("reduce", reduce, REDUCTIONS)
+        self.reduce = utils.check_choice("reduce", reduce, _ENSEMBLE_REDUCTIONS)
         self.from_logits = utils.check_bool("from_logits", from_logits)
 
     def build(self, input_shape=None):
@@ -148,25 +157,13 @@ class Ensemble(keras.Model):
         return [v / total for v in w]
 
     def call(self, inputs, training=False):
-        weights = self._normalised_weights()
         outputs = [m(inputs, training=training) for m in self.members]
-        if self.reduce == "geometric_mean":
-            if self.from_logits:
-                logs = [keras.ops.log_softmax(o, axis=-1) for o in outputs]
-            else:
-                logs = [keras.ops.log(keras.ops.clip(o, 1e-12, 1.0)) for o in outputs]
-            mixed = sum(w * lp for w, lp in zip(weights, logs))
-            return keras.ops.softmax(mixed, axis=-1)  # renormalised exp
-        probs = [
-            keras.ops.softmax(o, axis=-1) if self.from_logits else o for o in outputs
-        ]
-        if self.reduce == "vote":
-            classes = probs[0].shape[-1]
-            probs = [
-                keras.ops.one_hot(keras.ops.argmax(p, axis=-1), classes, dtype=p.dtype)
-                for p in probs
-            ]
-        return sum(w * p for w, p in zip(weights, probs))
+        return reduce_probabilities(
+            keras.ops.stack(outputs, axis=0),
+            self.reduce,
+            self._normalised_weights(),
+            from_logits=self.from_logits,
+        )
 
     def compute_output_shape(self, input_shape):
         return self.members[0].compute_output_shape(input_shape)
@@ -207,33 +204,12 @@ class Ensemble(keras.Model):
             last: Use only the last `last` snapshots. Defaults to all.
             **kwargs: Passed to `Ensemble` (`weights`, `reduce`, ...).
         """
-        paths = snapshot_paths(directory)
-        if last is not None:
-            last = utils.check_int("last", last, 1)
-            paths = paths[-last:]
+        paths = last_snapshots(snapshot_paths(directory), last)
         if not paths:
             raise ValueError(
                 f"No snapshot (snapshot_*.weights.h5) found in {os.fspath(directory)!r}."
             )
-        members = []
-        for path in paths:
-            model = build_fn()
-            model.load_weights(path)
-            members.append(model)
-        return cls(members, **kwargs)
-
-
-def snapshot_paths(directory: str | os.PathLike) -> list[str]:
-    """The snapshot weight files in `directory`, oldest first."""
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        return []
-    names = sorted(
-        n
-        for n in os.listdir(directory)
-        if n.startswith("snapshot_") and n.endswith(".weights.h5")
-    )
-    return [os.path.join(directory, n) for n in names]
+        return cls(load_snapshots(paths, build_fn), **kwargs)
 
 
 def bagging(
@@ -291,17 +267,9 @@ def bagging(
     for _ in range(n_models):
         idx = rng.integers(0, n, size=n)
         model = build_fn()
-        model.fit(_take(x, idx), _take(y, idx), **fit_kwargs)
+        model.fit(take(x, idx), take(y, idx), **fit_kwargs)
         members.append(model)
         oob.append(np.setdiff1d(np.arange(n), idx))
     ensemble = Ensemble(members, reduce=reduce, from_logits=from_logits)
     ensemble.oob_indices = oob
     return ensemble
-
-
-def _take(data, idx):
-    if isinstance(data, dict):
-        return {k: np.asarray(v)[idx] for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [np.asarray(v)[idx] for v in data]
-    return np.asarray(data)[idx]

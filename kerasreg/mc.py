@@ -9,17 +9,7 @@ import keras
 import numpy as np
 
 from kerasreg import utils
-
-
-def _walk_layers(layer, seen=None):
-    """Yields `layer` and every layer nested in it (public `.layers` lists)."""
-    seen = set() if seen is None else seen
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    yield layer
-    for sub in getattr(layer, "layers", None) or ():
-        yield from _walk_layers(sub, seen)
+from kerasreg._walk import walk_layers
 
 
 def _stochastic_at_inference(layer) -> bool:
@@ -91,7 +81,7 @@ def mc_predict(
     """
     samples = utils.check_int("samples", samples, low=2)
     batch_size = utils.check_int("batch_size", batch_size, low=1)
-    layers = list(_walk_layers(model))
+    layers = list(walk_layers(model))
     stochastic = [layer for layer in layers if _stochastic_at_inference(layer)]
     if not stochastic:
         warnings.warn(

@@ -1,7 +1,9 @@
-"""Weight regularization: the lecture's elastic net, and adding a regularizer
-to a model that was built or loaded without one.
+"""Weight regularization: the elastic net of the cs231n notes, and adding a
+regularizer to a model that was built or loaded without one.
 
-The lecture writes the regularized loss as `L = data loss + lambda * R(W)` with
+The cs231n notes on regularization ("Neural Networks Part 2: Setting up the
+Data and the Loss") write the regularized loss as
+`L = data loss + lambda * R(W)` with
 
     L2           R(W) = sum W**2                (weight decay)
     L1           R(W) = sum |W|
@@ -9,12 +11,12 @@ The lecture writes the regularized loss as `L = data loss + lambda * R(W)` with
 
 `ElasticNet(strength, beta)` is `strength * sum(beta * W**2 + |W|)`, i.e.
 `lambda = strength`. It equals Keras's `keras.regularizers.L1L2(l1=strength,
-l2=strength * beta)`; it exists to speak the lecture's parameterisation (one
+l2=strength * beta)`; it exists to speak the notes' parameterisation (one
 overall strength, one L2/L1 mix). For plain L2 or L1 use Keras's
 `keras.regularizers.L2` / `L1` / `L1L2`; for decoupled weight decay use the
 optimizer's `weight_decay` argument (e.g. `keras.optimizers.AdamW`, or
 `weight_decay=` on any Keras optimizer). kerasreg does not re-implement them.
-Note that Keras's `L2(l2)` is `l2 * sum W**2`, whereas the lecture's gradient
+Note that Keras's `L2(l2)` is `l2 * sum W**2`, whereas the notes' gradient
 derivation uses `lambda / 2 * sum W**2`: `L2(l2)` corresponds to
 `lambda = 2 * l2`.
 """
@@ -25,16 +27,21 @@ import keras
 from keras import ops
 
 from kerasreg import utils
+from kerasreg._regularizer_slots import (
+    KERNEL_REGULARIZER_SLOTS,
+    NORMALIZATION_REGULARIZER_SLOTS,
+)
+from kerasreg._walk import is_leaf, walk_layers
 
 __all__ = ["ElasticNet", "add_weight_regularization"]
 
 
 @utils.register
 class ElasticNet(keras.regularizers.Regularizer):
-    """Elastic-net weight penalty in the lecture's form.
+    """Elastic-net weight penalty in the form of the cs231n notes.
 
     `R(W) = strength * sum(beta * W**2 + |W|)`: `beta` sets how much the
-    L2 term weighs relative to the L1 term, `strength` is the lecture's
+    L2 term weighs relative to the L1 term, `strength` is the notes'
     `lambda`. Equivalent to `keras.regularizers.L1L2(l1=strength,
     l2=strength * beta)`.
 
@@ -69,17 +76,6 @@ class ElasticNet(keras.regularizers.Regularizer):
         return {"strength": self.strength, "beta": self.beta}
 
 
-# Layer attributes that serialize a kernel's regularizer (`model.save` keeps
-# them, so a reloaded model is regularized too).
-_KERNEL_ATTRIBUTES = (
-    "kernel_regularizer",
-    "depthwise_regularizer",
-    "pointwise_regularizer",
-    "recurrent_regularizer",
-    "embeddings_regularizer",
-)
-
-
 def _normalization_types():
     names = (
         "BatchNormalization",
@@ -90,18 +86,6 @@ def _normalization_types():
         "SpectralNormalization",
     )
     return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
-
-
-def _leaf_layers(layer, seen):
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    subs = getattr(layer, "layers", None) or []
-    if subs:
-        for sub in subs:
-            yield from _leaf_layers(sub, seen)
-    else:
-        yield layer
 
 
 def _weight_name(variable) -> str:
@@ -178,7 +162,7 @@ def add_weight_regularization(
             "regularizer", "a keras.regularizers.Regularizer", regularizer
         )
     norm_types = _normalization_types()
-    for layer in _leaf_layers(model, set()):
+    for layer in filter(is_leaf, walk_layers(model)):
         is_norm = isinstance(layer, norm_types)
         if is_norm and not include_normalization:
             continue
@@ -205,8 +189,8 @@ def add_weight_regularization(
 
 def _attributes_for(is_norm: bool, include_biases: bool) -> list[str]:
     if is_norm:
-        return ["gamma_regularizer", "beta_regularizer"]
-    attrs = list(_KERNEL_ATTRIBUTES)
+        return list(NORMALIZATION_REGULARIZER_SLOTS)
+    attrs = list(KERNEL_REGULARIZER_SLOTS)
     if include_biases:
         attrs.append("bias_regularizer")
     return attrs

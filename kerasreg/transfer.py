@@ -26,6 +26,8 @@ from typing import Any
 import keras
 
 from kerasreg import utils
+from kerasreg._batches import fit_arguments
+from kerasreg._walk import walk_layers
 
 __all__ = [
     "FineTuneResult",
@@ -40,25 +42,25 @@ __all__ = [
 ]
 
 
+def _is_model(layer) -> bool:
+    return isinstance(layer, keras.Model)
+
+
 def leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers of `model` in order, nested models expanded, inputs left out."""
-    leaves = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if isinstance(layer, keras.Model):
-            leaves.extend(leaf_layers(layer))
-        else:
-            leaves.append(layer)
-    return leaves
+    """The layers of `model` in order, nested models expanded, inputs left out.
+
+    A layer shared by two nested models is listed once.
+    """
+    return [
+        layer
+        for layer in walk_layers(model, expand=_is_model)
+        if not isinstance(layer, (keras.Model, keras.layers.InputLayer))
+    ]
 
 
 def _containers(model: keras.Model) -> list[keras.Model]:
-    found = [model]
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(_containers(layer))
-    return found
+    """`model` and every model nested in it."""
+    return [layer for layer in walk_layers(model, expand=_is_model) if _is_model(layer)]
 
 
 def _enable_containers(model: keras.Model) -> None:
@@ -431,10 +433,7 @@ def fine_tune(
             f"at most the number of layers with weights ({len(with_weights)})",
             head_layers,
         )
-    if isinstance(data, tuple) and len(data) == 2:
-        fit_args = {"x": data[0], "y": data[1], "batch_size": batch_size}
-    else:
-        fit_args = {"x": data}
+    fit_args = fit_arguments(data, batch_size)
     fit_args.update(
         validation_data=validation_data,
         callbacks=list(callbacks or []),

@@ -6,10 +6,10 @@ import keras
 from keras import ops
 
 from kerasreg import utils
+from kerasreg._reduce import REDUCTIONS, reduce_probabilities
 from kerasreg.ops import image as image_ops
 
 CROPS = ("ten", "five", "center")
-REDUCTIONS = ("mean", "geometric_mean", "max")
 
 
 @utils.register
@@ -36,7 +36,8 @@ class TestTimeAugmentation(keras.Model):
 
     `reduce` combines the views' probabilities: `"mean"` (arithmetic mean, as
     the papers), `"geometric_mean"` (mean of the log-probabilities,
-    renormalised) or `"max"` (per class, renormalised). With
+    renormalised), `"vote"` (the fraction of views whose top class is each
+    class) or `"max"` (per class, renormalised). With
     `from_logits=True` the classifier's outputs are turned into probabilities
     with a softmax first. The output is always a probability vector per image,
     so the model can be compiled with `"sparse_categorical_crossentropy"` and
@@ -55,7 +56,8 @@ class TestTimeAugmentation(keras.Model):
             size. Defaults to `None`.
         padding: Reflect padding in pixels added around the (resized) images.
             Defaults to `0`.
-        reduce: `"mean"`, `"geometric_mean"` or `"max"`. Defaults to `"mean"`.
+        reduce: `"mean"`, `"geometric_mean"`, `"vote"` or `"max"`. Defaults
+            to `"mean"`.
         from_logits: Whether the classifier outputs logits. Defaults to
             `False`.
         image_size: `(H, W)` of the images given to this model; `None` takes
@@ -226,8 +228,7 @@ class TestTimeAugmentation(keras.Model):
         scores = self.classifier(batch, training=False)
         scores = ops.reshape(scores, (num_views, -1, scores.shape[-1]))
         scores = ops.cast(scores, "float32")
-        probs = ops.softmax(scores, axis=-1) if self.from_logits else scores
-        return reduce_views(probs, self.reduce)
+        return reduce_probabilities(scores, self.reduce, from_logits=self.from_logits)
 
     def compute_output_shape(self, input_shape):
         out = self.classifier.compute_output_shape(
@@ -257,16 +258,3 @@ class TestTimeAugmentation(keras.Model):
             config["model"], custom_objects=custom_objects
         )
         return cls(**config)
-
-
-def reduce_views(probs, reduce: str = "mean", epsilon: float = 1e-7):
-    """Combines `(views, N, classes)` probabilities into `(N, classes)`."""
-    if reduce == "mean":
-        return ops.mean(probs, axis=0)
-    if reduce == "geometric_mean":
-        log_mean = ops.mean(ops.log(ops.clip(probs, epsilon, 1.0)), axis=0)
-        return ops.softmax(log_mean, axis=-1)
-    if reduce == "max":
-        top = ops.max(probs, axis=0)
-        return top / ops.sum(top, axis=-1, keepdims=True)
-    raise utils.invalid_value("reduce", f"one of {REDUCTIONS}", reduce)

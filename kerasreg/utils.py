@@ -1,5 +1,4 @@
-"""Small shared helpers: argument validation, serialization registration, and
-atomic file writes.
+"""Small shared helpers: argument validation and serialization registration.
 
 Every public layer and callback validates its arguments in `__init__` with
 these helpers, so that errors read the same everywhere::
@@ -10,12 +9,9 @@ these helpers, so that errors read the same everywhere::
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import keras
@@ -183,66 +179,3 @@ def check_range(
     if high is not None and hi > high:
         raise invalid_value(name, expected, value)
     return float(lo), float(hi)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[str]:
-    """A temporary file next to `path` that replaces `path` once written.
-
-    Write to the yielded path (an empty file that already exists) inside the
-    `with` block; when the block ends without an error the file is flushed to
-    disk (`fsync`), given the usual permissions (`0o666` less the umask,
-    rather than the `0o600` of a temporary file) and moved over `path` with
-    `os.replace` (atomic on POSIX and Windows), so a reader never sees a
-    half-written file and an interrupted or crashed writer leaves the old
-    file untouched. On an error the temporary file is removed. The folder is
-    created if needed.
-
-    Args:
-        path: The file to write.
-        suffix: Ending of the temporary name, for writers that look at it
-            (`".weights.h5"` for `Model.save_weights`). Defaults to the
-            extension of `path`.
-
-    Example:
-
-    >>> import os, tempfile
-    >>> target = os.path.join(tempfile.mkdtemp(), "table.md")
-    >>> with atomic_path(target) as tmp:
-    ...     with open(tmp, "w") as f:
-    ...         _ = f.write("| a |")
-    >>> open(target).read()
-    '| a |'
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if suffix is None:
-        suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=suffix
-    )
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it; it is put back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` through `atomic_path` (all or nothing)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)

@@ -59,6 +59,7 @@ def explicit_views(x, crop, crops, flips, scales, padding):
         ({"crops": "center", "flips": True, "scales": [8, 12]}, 4),
         ({"crops": "ten", "scales": [10], "reduce": "geometric_mean"}, 10),
         ({"crops": "five", "flips": True, "padding": 2, "reduce": "max"}, 10),
+        ({"crops": "ten", "padding": 2, "reduce": "vote"}, 10),
     ],
 )
 def test_equals_the_explicit_loop_over_views(kwargs, n_views):
@@ -82,6 +83,8 @@ def test_equals_the_explicit_loop_over_views(kwargs, n_views):
     elif reduce == "geometric_mean":
         g = np.exp(np.log(probs).mean(0))
         expected = g / g.sum(-1, keepdims=True)
+    elif reduce == "vote":
+        expected = np.eye(probs.shape[-1])[probs.argmax(-1)].mean(0)
     else:
         m = probs.max(0)
         expected = m / m.sum(-1, keepdims=True)

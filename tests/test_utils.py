@@ -1,5 +1,4 @@
 import math
-import os
 
 import pytest
 
@@ -47,46 +46,3 @@ def test_check_int_and_choice_and_range():
     assert ratio == (0.5, 2.0)
     with pytest.raises(ValueError, match="min > 0.*Received: ratio=\\(0.0, 2.0\\)"):
         utils.check_range("ratio", (0.0, 2.0), 0.0, low_exclusive=True)
-
-
-def test_atomic_path_replaces_only_on_success(tmp_path):
-    target = tmp_path / "sub" / "table.md"
-    utils.atomic_write_text(target, "old")
-    assert target.read_text() == "old"
-    with pytest.raises(RuntimeError):
-        with utils.atomic_path(target) as tmp:
-            with open(tmp, "w") as f:
-                f.write("half")
-            raise RuntimeError("interrupted")
-    # The old file is intact and no temporary file is left behind.
-    assert target.read_text() == "old"
-    assert [p.name for p in target.parent.iterdir()] == ["table.md"]
-    with utils.atomic_path(target) as tmp:
-        assert tmp.endswith(".md") and os.path.dirname(tmp) == str(target.parent)
-        with open(tmp, "w") as f:
-            f.write("new")
-    assert target.read_text() == "new"
-    assert [p.name for p in target.parent.iterdir()] == ["table.md"]
-
-
-def test_atomic_path_docstring_example(tmp_path, monkeypatch):
-    import doctest
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its mkdtemp() folder
-
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    globs = {"atomic_path": utils.atomic_path}
-    for test in finder.find(utils.atomic_path, "atomic_path", globs=globs):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
-    assert runner.summarize(verbose=False).attempted > 0
-
-
-def test_atomic_path_gives_the_usual_permissions(tmp_path):
-    target = tmp_path / "weights.txt"
-    utils.atomic_write_text(target, "x")
-    mask = os.umask(0o022)
-    os.umask(mask)
-    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from kerasreg import utils
+from kerasreg import _figures, utils
 from kerasreg.callbacks._base import ConfigurableCallback
 from kerasreg.callbacks._monitor import is_finite
 from kerasreg.callbacks._train_step_hook import call_when_built, cancel_when_built
@@ -46,18 +46,19 @@ class LearningRateFinderResult:
         """Plots the smoothed loss against the learning rate (log scale).
 
         Needs matplotlib (imported here, not at import time). Saves the
-        figure to `path` when given (atomically) and returns the figure.
+        figure to `path` when given (atomically) and returns the figure:
+        then, without `ax`, a figure apart from pyplot (no window opens);
+        with neither, a pyplot figure (`plt.show()` displays it).
         """
-        import matplotlib
-
-        if path is not None and ax is None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        else:
+        if ax is not None:
             fig = ax.figure
+        elif path is not None:
+            fig = _figures.new_figure(figsize=(6, 4))
+            ax = fig.subplots()
+        else:
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.lrs, self.losses, label="smoothed loss")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
@@ -72,9 +73,7 @@ class LearningRateFinderResult:
         ax.legend()
         ax.set_title("Learning-rate range test")
         if path is not None:
-            path = os.fspath(path)
-            with utils.atomic_path(path, os.path.splitext(path)[1] or ".png") as tmp:
-                fig.savefig(tmp)
+            _figures.save_figure(fig, path)
         return fig
 
 

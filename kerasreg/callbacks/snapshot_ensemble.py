@@ -10,14 +10,22 @@ import re
 import keras
 import numpy as np
 
-from kerasreg import utils
+from kerasreg import _io, utils
+from kerasreg._snapshots import (
+    NAME_PATTERN,
+    last_snapshots,
+    load_snapshots,
+    snapshot_name,
+)
 from kerasreg.callbacks._base import ConfigurableCallback
 from kerasreg.callbacks._train_step_hook import TrainStepHook
 
 MANIFEST = ".kerasreg_snapshots.json"
-# Temporary files of `utils.atomic_path` for our snapshots and manifest.
+# Temporary files of `_io.atomic_path` for our snapshots and manifest.
 _TEMPORARY = re.compile(
-    r"^\.(snapshot_\d{3}\.weights\.h5\..+\.weights\.h5"
+    r"^\.("
+    + NAME_PATTERN
+    + r"\..+\.weights\.h5"
     + "|"
     + re.escape(MANIFEST)
     + r"\..+\.json)$"
@@ -214,7 +222,8 @@ class SnapshotEnsemble(ConfigurableCallback):
         return snapshot_learning_rate(position, self.ends, self.max_lr, self.min_lr)
 
     def snapshot_path(self, cycle: int) -> str:
-        return os.path.join(self.directory, f"snapshot_{cycle:03d}.weights.h5")
+        """Where the snapshot of cycle `cycle` is saved."""
+        return os.path.join(self.directory, snapshot_name(cycle))
 
     # -- hooks ---------------------------------------------------------------
 
@@ -239,7 +248,7 @@ class SnapshotEnsemble(ConfigurableCallback):
 
     def _write_manifest(self, names) -> None:
         text = json.dumps({"snapshots": sorted(set(names))}, indent=1)
-        utils.atomic_write_text(self.manifest_path, text + "\n")
+        _io.atomic_write_text(self.manifest_path, text + "\n")
 
     def _remove_stale_temporaries(self) -> None:
         """Removes temporaries of our naming left by a killed save."""
@@ -372,20 +381,12 @@ class SnapshotEnsemble(ConfigurableCallback):
         """
         from kerasreg.ensembles import Ensemble
 
-        paths = list(self.snapshots)
-        if last is not None:
-            last = utils.check_int("last", last, 1)
-            paths = paths[-last:]
+        paths = last_snapshots(self.snapshots, last)
         if not paths:
             raise ValueError("SnapshotEnsemble: no snapshot has been saved yet.")
         model = self.model
         build_fn = build_fn or (lambda: keras.models.clone_model(model))
-        members = []
-        for path in paths:
-            member = build_fn()
-            member.load_weights(path)
-            members.append(member)
-        return Ensemble(members, **kwargs)
+        return Ensemble(load_snapshots(paths, build_fn), **kwargs)
 
 
 def _check_directory(directory) -> str:
@@ -417,5 +418,5 @@ def _check_directory(directory) -> str:
 
 def _save_weights_atomically(model, path: str) -> None:
     """`model.save_weights(path)` through a temporary file and `os.replace`."""
-    with utils.atomic_path(path, suffix=".weights.h5") as tmp:
+    with _io.atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)

@@ -5,38 +5,21 @@ from __future__ import annotations
 import warnings
 
 import keras
-import numpy as np
 
 from kerasreg import utils
+from kerasreg._batches import input_batches
+from kerasreg._walk import walk_layers
 from kerasreg.callbacks._base import ConfigurableCallback
 from kerasreg.callbacks._weight_swap import assign_values, read_values
 
 
 def _batch_norm_layers(layer) -> list:
     """Every `keras.layers.BatchNormalization` inside `layer` (recursively)."""
-    found, stack, seen = [], [layer], set()
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, keras.layers.BatchNormalization):
-            found.append(current)
-        stack.extend(getattr(current, "layers", []) or [])
-    return found
-
-
-def _batches(data, batch_size: int):
-    """Yields input batches from arrays, `(x, y)` tuples or datasets."""
-    if isinstance(data, np.ndarray):
-        for i in range(0, len(data), batch_size):
-            yield data[i : i + batch_size]
-        return
-    if isinstance(data, tuple) and len(data) in (2, 3) and hasattr(data[0], "shape"):
-        yield from _batches(np.asarray(data[0]), batch_size)
-        return
-    for batch in data:
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+    return [
+        sub
+        for sub in walk_layers(layer)
+        if isinstance(sub, keras.layers.BatchNormalization)
+    ]
 
 
 def update_batch_norm(
@@ -68,7 +51,7 @@ def update_batch_norm(
     momenta = [layer.momentum for layer in layers]
     n = 0
     try:
-        for batch in _batches(data, batch_size):
+        for batch in input_batches(data, batch_size):
             if steps is not None and n >= steps:
                 break
             for layer in layers:

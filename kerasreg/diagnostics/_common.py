@@ -1,6 +1,6 @@
 """Shared helpers of the diagnostics: loss detection, data slicing, cloning.
 
-Private to `kerasreg.diagnostics` and `kerasreg.transfer`.
+Private to `kerasreg.diagnostics`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from kerasreg._batches import take  # noqa: F401  (the checks index with `C.take`)
 
 # Loss kinds the diagnostics know a reference initial loss for.
 SPARSE_CE = "sparse_categorical_crossentropy"
@@ -93,11 +95,6 @@ def num_examples(x: Any) -> int:
     if not leaves:
         raise ValueError("Received empty inputs `x`.")
     return int(np.shape(leaves[0])[0])
-
-
-def take(x: Any, index: Any) -> Any:
-    """Indexes every array of a (nested) structure along the first axis."""
-    return keras.tree.map_structure(lambda a: np.asarray(a)[index], x)
 
 
 def check_xy(x: Any, y: Any) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasreg import utils
+from kerasreg import _figures, utils
 
 __all__ = ["plot_history", "smooth"]
 
@@ -56,11 +56,6 @@ def _as_dict(history: Any) -> dict[str, list[float]]:
             f"Received: history={history!r}"
         )
     return {str(k): [float(v) for v in vals] for k, vals in logs.items()}
-
-
-def _save_atomic(fig, path: str | os.PathLike, dpi: int) -> None:
-    with utils.atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def plot_history(
@@ -120,9 +115,7 @@ def plot_history(
             f"Metrics not found in the history: {missing or metrics}. "
             f"Available: {sorted(logs)}"
         )
-    from matplotlib.figure import Figure  # Optional dependency.
-
-    fig = Figure(figsize=(5.0 * len(metrics), 3.8), layout="constrained")
+    fig = _figures.new_figure(figsize=(5.0 * len(metrics), 3.8), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, name in zip(axes, metrics):
         curves = {}
@@ -157,5 +150,5 @@ def plot_history(
     if title:
         fig.suptitle(title)
     if path is not None:
-        _save_atomic(fig, path, dpi)
+        _figures.save_figure(fig, path, format="png", dpi=dpi)
     return fig

@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from kerasreg import utils
+from kerasreg._regularizer_slots import KERNEL_REGULARIZER_SLOTS as _KERNEL_SLOTS
 from kerasreg.diagnostics import _common as C
 
 __all__ = ["CheckResult", "SanityReport", "sanity_check"]
@@ -39,16 +40,6 @@ __all__ = ["CheckResult", "SanityReport", "sanity_check"]
 PASS = "pass"
 FAIL = "fail"
 SKIP = "skip"
-
-# Config keys of the weight regularizers an L2 penalty is attached to when a
-# layer has none (biases are left alone, as in the classic recipe).
-_KERNEL_SLOTS = (
-    "kernel_regularizer",
-    "depthwise_regularizer",
-    "pointwise_regularizer",
-    "embeddings_regularizer",
-    "recurrent_regularizer",
-)
 
 DEFAULT_LEARNING_RATES = tuple(10.0**k for k in range(-6, 7))
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from keras_tuner.engine.trial import TrialStatus
 
+from kerasreg import _figures
 from kerasreg.tuners.coarse_to_fine import (
     EPOCHS_KEY,
     EXPLODED_METRIC,
     STAGE_KEY,
     CoarseToFineOracle,
 )
-from kerasreg.utils import atomic_path
 
 
 def _oracle(tuner_or_oracle: Any):
@@ -295,11 +295,5 @@ def plot_search(
     if mappable is not None:
         fig.colorbar(mappable, ax=list(axes[0]), label=metric)
     if path is not None:
-        _save_atomically(fig, os.fspath(path))
+        _figures.save_figure(fig, path, dpi=120, bbox_inches="tight")
     return fig
-
-
-def _save_atomically(fig, path: str) -> None:
-    suffix = os.path.splitext(path)[1] or ".png"
-    with atomic_path(path, suffix) as tmp:
-        fig.savefig(tmp, format=suffix.lstrip("."), dpi=120, bbox_inches="tight")

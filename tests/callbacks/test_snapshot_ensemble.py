@@ -328,9 +328,9 @@ import os, signal, sys
 import keras
 import numpy as np
 from kerasreg.callbacks import SnapshotEnsemble
-from kerasreg import utils
+from kerasreg import _io
 
-real = utils.atomic_path
+real = _io.atomic_path
 
 class Killing:
     def __init__(self, *a, **k):
@@ -345,7 +345,7 @@ def atomic_path(path, suffix=None):
         return Killing(path, suffix=suffix)
     return real(path, suffix=suffix)
 
-utils.atomic_path = atomic_path
+_io.atomic_path = atomic_path
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
 model.compile(keras.optimizers.SGD(0.1), "mse")
