@@ -17,7 +17,7 @@ from kerasreg._snapshots import (
     load_snapshots,
     snapshot_name,
 )
-from kerasreg.callbacks._base import ConfigurableCallback
+from kerasreg.callbacks._base import ConfigurableCallback, print_msg
 from kerasreg.callbacks._train_step_hook import TrainStepHook
 
 MANIFEST = ".kerasreg_snapshots.json"
@@ -278,10 +278,13 @@ class SnapshotEnsemble(ConfigurableCallback):
         # unbuilt model, would tie it to no variables at all.
         lr = optimizer.learning_rate
         if not isinstance(lr, keras.Variable):
+            schedule = optimizer.get_config().get("learning_rate")
+            if isinstance(schedule, dict):  # a serialized schedule
+                schedule = schedule.get("class_name", schedule)
             raise ValueError(
                 "SnapshotEnsemble sets the learning rate itself: compile the "
                 "model with an optimizer whose `learning_rate` is a float, not "
-                f"a schedule. Received: learning_rate={optimizer._learning_rate!r}"
+                f"a schedule. Received: learning_rate={schedule}"
             )
         self._lr_var = lr
         self._lr_before = float(lr.numpy())
@@ -353,7 +356,7 @@ class SnapshotEnsemble(ConfigurableCallback):
                     [n for n in self._read_manifest() if n != os.path.basename(old)]
                 )
         if self.verbose:
-            print(f"\nSnapshotEnsemble: cycle {cycle} done, saved {path}")
+            print_msg(f"\nSnapshotEnsemble: cycle {cycle} done, saved {path}")
 
     def on_train_end(self, logs=None):
         if self._hook is not None:
