@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.ops import image as image_ops
+from kerasreg.ops.views import tta_views
 
 CROPS = ("ten", "five", "center")
 REDUCTIONS = ("mean", "geometric_mean", "max")
@@ -205,7 +205,7 @@ class TestTimeAugmentation(keras.Model):
         images = ops.convert_to_tensor(images)
         if "float" not in str(images.dtype):
             images = ops.cast(images, "float32")
-        return image_ops.tta_views(
+        return tta_views(
             images,
             self.crop_size,
             crops=self.crops,

@@ -40,7 +40,7 @@ import numpy as np
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.ops import image as image_ops
+from kerasreg.ops.crop import crop_and_resize
 
 
 def tensorflow_of(x):
@@ -199,7 +199,7 @@ class CropLayer(AugmentationLayer):
     tensor `(N, 4)` of `(top, left, height, width)` input pixels, drawn with
     `seed=self.seed_generator`) and `infer(images)`; the base checks the
     arguments, needs a static input height and width, and crops every image's
-    box in one call of `kerasreg.ops.image.crop_and_resize`.
+    box in one call of `kerasreg.ops.crop_and_resize`.
 
     Args:
         height: Output height.
@@ -242,7 +242,7 @@ class CropLayer(AugmentationLayer):
         boxes = self.sample_boxes(
             ops.shape(images)[0], (images.shape[1], images.shape[2])
         )
-        return image_ops.crop_and_resize(
+        return crop_and_resize(
             images, boxes, (self.height, self.width), self.interpolation
         )
 

@@ -330,13 +330,13 @@ def _sampling_inference(layer, inputs):
     """The paper's Gaussian moment-matching inference for either layer."""
     kernel = layer.kernel
     mean = layer._linear(inputs, kernel)
-    variance = dc_ops.drop_connect_variance(
+    variance = dc_ops._drop_connect_variance(
         ops.cast(inputs, "float32"),
         ops.cast(kernel, "float32"),
-        dc_ops.realised_rate(layer.rate),
+        dc_ops._realised_rate(layer.rate),
         layer._linear,
     )
-    return dc_ops.gaussian_moment_sampling(
+    return dc_ops._gaussian_moment_sampling(
         layer._add_bias(mean),
         variance,
         layer.activation,
