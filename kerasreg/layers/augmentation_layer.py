@@ -144,6 +144,10 @@ class AugmentationLayer(keras.Layer):
     # -- common call logic ----------------------------------------------------
 
     def _check_input_shape(self, input_shape):
+        # A check of our own, not `keras.InputSpec(min_ndim=3, max_ndim=4)`:
+        # Keras checks a spec only in `__call__`, which a direct `build` and the
+        # `stateless_call` of the JAX `tf.data` path skip, and its messages
+        # (e.g. "expected max_ndim=4, found ndim=5") do not show the shape.
         shape = tuple(input_shape)
         if len(shape) not in (3, 4):
             raise ValueError(
@@ -192,7 +196,7 @@ class AugmentationLayer(keras.Layer):
         return {**base_config, **config}
 
 
-class CropLayer(AugmentationLayer):
+class _CropLayer(AugmentationLayer):
     """Base of the layers that crop one box per image, resized to a fixed size.
 
     Subclasses implement `sample_boxes(batch_size, image_size)` (a float

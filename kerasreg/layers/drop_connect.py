@@ -297,7 +297,9 @@ class DropConnectConv2D(_DropConnect, keras.layers.Conv2D):
         _check_common(self, rate, inference, num_samples, seed)
         self.mask = utils.check_choice("mask", mask, ("batch",))
         # Our own rank check in `build` replaces the parent's `min_ndim=4`
-        # spec, so that a 5D input is refused too, with our error message.
+        # spec, so that a 5D input is refused too, with our error message (as
+        # in `DropBlock2D`: an `InputSpec(ndim=4)` would skip a direct `build`
+        # and cannot name the expected layout).
         self.input_spec = None
 
     def build(self, input_shape):

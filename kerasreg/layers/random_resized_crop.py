@@ -5,12 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import CropLayer
+from kerasreg.layers.augmentation_layer import _CropLayer
 from kerasreg.ops.crop import sample_resized_crop_boxes
 
 
 @utils.register
-class RandomResizedCrop(CropLayer):
+class RandomResizedCrop(_CropLayer):
     """Crops a random area and aspect ratio of each image, resized to a fixed size.
 
     The Inception training crop (Szegedy et al. 2015; torchvision's

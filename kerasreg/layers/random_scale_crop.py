@@ -5,12 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import CropLayer
+from kerasreg.layers.augmentation_layer import _CropLayer
 from kerasreg.ops.crop import sample_scale_crop_boxes
 
 
 @utils.register
-class RandomScaleCrop(CropLayer):
+class RandomScaleCrop(_CropLayer):
     """Resizes each image to a random short side, then takes a random crop.
 
     The ResNet / VGG training recipe (Simonyan & Zisserman 2015, He et al.
