@@ -10,12 +10,28 @@
 
 from kerasreg.diagnostics.bias_variance import BiasVarianceResult, bias_variance
 from kerasreg.diagnostics.plots import plot_history, smooth
-from kerasreg.diagnostics.sanity import CheckResult, SanityReport, sanity_check
+from kerasreg.diagnostics.sanity import (
+    CheckResult,
+    FitAttempt,
+    InitialLossResult,
+    LearningRateBracketResult,
+    RegularizationResult,
+    SanityReport,
+    SweepRun,
+    TinyOverfitResult,
+    sanity_check,
+)
 
 __all__ = [
     "BiasVarianceResult",
     "CheckResult",
+    "FitAttempt",
+    "InitialLossResult",
+    "LearningRateBracketResult",
+    "RegularizationResult",
     "SanityReport",
+    "SweepRun",
+    "TinyOverfitResult",
     "bias_variance",
     "plot_history",
     "sanity_check",
