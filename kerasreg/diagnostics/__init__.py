@@ -1,7 +1,9 @@
 """Training-pipeline diagnostics: sanity checks, bias/variance, learning curves.
 
-- `sanity_check` / `SanityReport`: initial loss, regularization, tiny-subset
-  overfit and learning-rate bracket, on clones of the model.
+- `sanity_check` / `SanityReport`: initial loss, regularization,
+  learning-rate bracket and tiny-subset overfit, on clones of the model; one
+  typed `CheckResult` per check (`InitialLossResult`, ...; the sweep's
+  `SweepRun`s and the fits' `FitAttempt`s are in `kerasreg.diagnostics.sanity`).
 - `bias_variance` / `BiasVarianceResult`: bootstrap estimates of bias^2,
   variance and noise (squared error) or Domingos' 0-1 loss decomposition.
 - `plot_history`: training vs validation curves with the gap shaded
@@ -12,12 +14,10 @@ from kerasreg.diagnostics.bias_variance import BiasVarianceResult, bias_variance
 from kerasreg.diagnostics.plots import plot_history, smooth
 from kerasreg.diagnostics.sanity import (
     CheckResult,
-    FitAttempt,
     InitialLossResult,
     LearningRateBracketResult,
     RegularizationResult,
     SanityReport,
-    SweepRun,
     TinyOverfitResult,
     sanity_check,
 )
@@ -25,12 +25,10 @@ from kerasreg.diagnostics.sanity import (
 __all__ = [
     "BiasVarianceResult",
     "CheckResult",
-    "FitAttempt",
     "InitialLossResult",
     "LearningRateBracketResult",
     "RegularizationResult",
     "SanityReport",
-    "SweepRun",
     "TinyOverfitResult",
     "bias_variance",
     "plot_history",
