@@ -7,7 +7,7 @@ from keras import ops
 
 from kerasreg import utils
 from kerasreg._reduce import REDUCTIONS, reduce_probabilities
-from kerasreg.ops import image as image_ops
+from kerasreg.ops.views import tta_views
 
 CROPS = ("ten", "five", "center")
 
@@ -207,7 +207,7 @@ class TestTimeAugmentation(keras.Model):
         images = ops.convert_to_tensor(images)
         if "float" not in str(images.dtype):
             images = ops.cast(images, "float32")
-        return image_ops.tta_views(
+        return tta_views(
             images,
             self.crop_size,
             crops=self.crops,

@@ -10,13 +10,17 @@ learning process"; Karpathy, "A Recipe for Training Neural Networks", 2019):
    or a leak.
 2. **Regularization raises the loss.** Scaling every regularizer up (or
    attaching an L2 penalty where the model has none) must raise the loss.
-3. **Overfit a tiny subset.** With regularization off, a capable model
+3. **Learning-rate bracket.** A short sweep names the rates where the loss
+   barely moves (too low) and where it explodes or turns NaN (too high).
+4. **Overfit a tiny subset.** With regularization off, a capable model
    reaches training accuracy 1.0 *and* a loss near 0 on ~20 examples. A
    double softmax passes check 1 (its initial loss is exactly ln C) but fails
-   here: its loss cannot fall near 0.
-4. **Learning-rate bracket.** A short sweep names the rates where the loss
-   barely moves (too low) and where it explodes or turns NaN (too high).
+   here: its loss cannot fall near 0. (It runs last: one of the optimizers
+   it tries is SGD at the bracket's best rate.)
 
+Each check is one function returning its typed result (`InitialLossResult`,
+`RegularizationResult`, `LearningRateBracketResult`, `TinyOverfitResult`, all
+`CheckResult`s); `sanity_check` runs them in that order into a `SanityReport`.
 Every check runs on clones of the model: the model passed in, its weights,
 its optimizer state and its regularizers are left exactly as they were.
 """
@@ -35,7 +39,17 @@ from kerasreg import utils
 from kerasreg._regularizer_slots import KERNEL_REGULARIZER_SLOTS as _KERNEL_SLOTS
 from kerasreg.diagnostics import _common as C
 
-__all__ = ["CheckResult", "SanityReport", "sanity_check"]
+__all__ = [
+    "CheckResult",
+    "FitAttempt",
+    "InitialLossResult",
+    "LearningRateBracketResult",
+    "RegularizationResult",
+    "SanityReport",
+    "SweepRun",
+    "TinyOverfitResult",
+    "sanity_check",
+]
 
 PASS = "pass"
 FAIL = "fail"
@@ -46,26 +60,170 @@ DEFAULT_LEARNING_RATES = tuple(10.0**k for k in range(-6, 7))
 
 @dataclasses.dataclass
 class CheckResult:
-    """The outcome of one sanity check.
+    """The outcome of one sanity check: the fields every check has.
+
+    Each check returns its own subclass (`InitialLossResult`,
+    `RegularizationResult`, `LearningRateBracketResult`,
+    `TinyOverfitResult`) whose typed fields hold the measured values.
 
     Attributes:
         name: the check (`"initial loss"`, `"regularization"`, `"lr bracket"`,
             `"tiny overfit"`).
         status: `"pass"`, `"fail"` or `"skip"` (not applicable).
         summary: the numbers in one line, for the report table.
-        numbers: the measured values, by name.
         hint: what to look at when the check fails (empty when it passes).
     """
 
     name: str
     status: str
     summary: str
-    numbers: dict[str, Any] = dataclasses.field(default_factory=dict)
     hint: str = ""
 
     @property
     def passed(self) -> bool:
         return self.status != FAIL
+
+    @property
+    def numbers(self) -> dict[str, Any]:
+        """The measured values (the fields of the subclass), by name."""
+        common = {f.name for f in dataclasses.fields(CheckResult)}
+        values = dataclasses.asdict(self)
+        return {key: value for key, value in values.items() if key not in common}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "summary": self.summary,
+            "numbers": self.numbers,
+            "hint": self.hint,
+        }
+
+
+@dataclasses.dataclass(kw_only=True)
+class InitialLossResult(CheckResult):
+    """The initial-loss check.
+
+    Attributes:
+        loss: the untrained model's loss, regularization removed.
+        reference: the expected loss (e.g. ln C), or None for a loss without
+            one (the check is then skipped).
+        reference_formula: how the reference is derived (`"ln(10)"`).
+        relative_deviation: `(loss - reference) / reference`, or None.
+    """
+
+    loss: float
+    reference: float | None
+    reference_formula: str
+    relative_deviation: float | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class RegularizationResult(CheckResult):
+    """The regularization check.
+
+    Attributes:
+        loss: the loss without regularization.
+        regularized_loss: the loss with the boosted regularizers.
+        increase: `regularized_loss - loss`.
+        attached: the number of kernels given an L2 penalty.
+        scaled: the number of existing regularizers scaled up.
+    """
+
+    loss: float
+    regularized_loss: float
+    increase: float
+    attached: int
+    scaled: int
+
+
+@dataclasses.dataclass
+class SweepRun:
+    """One learning rate of the sweep.
+
+    Attributes:
+        lr: the learning rate.
+        final_loss: the loss after the run, or None when the rate was not run
+            (its verdict follows from a neighbour's).
+        verdict: `"too low"`, `"ok"` or `"too high"`.
+    """
+
+    lr: float
+    final_loss: float | None
+    verdict: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class LearningRateBracketResult(CheckResult):
+    """The learning-rate bracket check (all None or empty when skipped).
+
+    Attributes:
+        start_loss: the loss every run starts from.
+        runs: the `SweepRun`s, by increasing rate.
+        too_low: the rates whose loss barely moved.
+        too_high: the rates whose loss exploded, or went up.
+        bracket: `(lowest, highest)` of the other rates, or None.
+        best: the rate with the lowest final loss in the bracket, or None.
+    """
+
+    start_loss: float | None = None
+    runs: list[SweepRun] = dataclasses.field(default_factory=list)
+    too_low: list[float] = dataclasses.field(default_factory=list)
+    too_high: list[float] = dataclasses.field(default_factory=list)
+    bracket: tuple[float, float] | None = None
+    best: float | None = None
+
+
+@dataclasses.dataclass
+class FitAttempt:
+    """One optimizer's attempt at overfitting the tiny subset.
+
+    Attributes:
+        loss: the final loss (inference mode).
+        accuracy: the final accuracy (None for regression).
+        epochs: the epochs trained.
+        passed: whether the goal was met.
+        stopped: why training stopped: `"reached"`, `"plateau"`,
+            `"non-finite"` or `"epochs"`.
+        train_loss: the last step's loss in training mode (before its update).
+        train_accuracy: the last step's accuracy in training mode.
+        batch_norm_refreshed: whether BatchNorm statistics were re-estimated.
+        optimizer: the optimizer, described (`"Adam(lr=0.001) (Adam)"`).
+    """
+
+    loss: float
+    accuracy: float | None
+    epochs: int
+    passed: bool
+    stopped: str
+    train_loss: float
+    train_accuracy: float | None
+    batch_norm_refreshed: bool
+    optimizer: str = ""
+
+
+@dataclasses.dataclass(kw_only=True)
+class TinyOverfitResult(CheckResult):
+    """The tiny-overfit check.
+
+    Attributes:
+        tiny: the number of examples.
+        goal_loss: the loss they must reach.
+        loss: the loss of the reported attempt (the successful one, or else
+            the closest).
+        accuracy: its accuracy (None for regression).
+        epochs: its epochs.
+        optimizer: its optimizer, described.
+        attempts: every `FitAttempt`, in the order they ran.
+    """
+
+    tiny: int
+    goal_loss: float
+    loss: float
+    accuracy: float | None
+    epochs: int
+    optimizer: str
+    attempts: list[FitAttempt]
 
 
 @dataclasses.dataclass
@@ -104,7 +262,7 @@ class SanityReport:
         return {
             "loss": self.loss,
             "passed": self.passed,
-            "checks": [dataclasses.asdict(c) for c in self.checks],
+            "checks": [c.to_dict() for c in self.checks],
             "notes": list(self.notes),
         }
 
@@ -349,6 +507,10 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
     with the step size), downwards until one's drop is under 1% of the best
     drop so far (for small steps the drop grows with the rate, so every
     smaller rate is too low as well); those rates are not run.
+
+    Returns:
+        `(start, runs)`: the loss every run starts from and one `SweepRun`
+        per rate, by increasing rate.
     """
     n = C.num_examples(x)
     clone.compile(
@@ -372,19 +534,17 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
         for _ in range(steps):
             loss = float(clone.train_on_batch(x, y, return_dict=True)["loss"])
             losses.append(loss)
-            # The lecture's rule: a cost above 3x the original is an explosion.
+            # The cs231n training-pipeline notes' rule: a cost above 3x the
+            # original is an explosion.
             if not math.isfinite(loss) or loss > 3 * start:
                 break
-        run = {"lr": lr, "losses": losses, "final": measured_loss()}
-        values = run["losses"] + [run["final"]]
+        run = SweepRun(lr, measured_loss())
+        values = losses + [run.final_loss]
         if not all(math.isfinite(v) for v in values) or max(values) > 3 * start:
-            run["verdict"] = "too high"
-        elif run["final"] > start:
-            run["verdict"] = "too high"  # Moved up: diverging.
+            run.verdict = "too high"
+        elif run.final_loss > start:
+            run.verdict = "too high"  # Moved up: diverging.
         return run
-
-    def not_run(lr, verdict):
-        return {"lr": lr, "losses": [], "final": None, "verdict": verdict}
 
     # From the middle rate outwards: up until a rate is too high (every
     # larger one is too), then down until one barely moves the loss next to
@@ -399,29 +559,29 @@ def _lr_sweep(clone, spec, metric, x, y, rates, steps, init_weights):
     for i in range(middle, len(rates)):
         run = run_at(rates[i])
         runs.append(run)
-        if run.get("verdict") == "too high":
-            runs += [not_run(lr, "too high") for lr in rates[i + 1 :]]
+        if run.verdict == "too high":
+            runs += [SweepRun(lr, None, "too high") for lr in rates[i + 1 :]]
             break
-        best_drop = max(best_drop, start - run["final"])
+        best_drop = max(best_drop, start - run.final_loss)
     for i in range(middle - 1, -1, -1):
         run = run_at(rates[i])
         runs.append(run)
-        if run.get("verdict") == "too high":
+        if run.verdict == "too high":
             continue
-        drop = start - run["final"]
+        drop = start - run.final_loss
         best_drop = max(best_drop, drop)
         if best_drop > 1e-4 * abs(start) and drop < 0.01 * best_drop:
-            runs += [not_run(lr, "too low") for lr in rates[:i]]
+            runs += [SweepRun(lr, None, "too low") for lr in rates[:i]]
             break
-    runs.sort(key=lambda r: r["lr"])
+    runs.sort(key=lambda r: r.lr)
     for run in runs:
-        if "verdict" in run:
+        if run.verdict is not None:
             continue
-        drop = start - run["final"]
+        drop = start - run.final_loss
         if best_drop <= 1e-4 * abs(start) or drop < 0.01 * best_drop:
-            run["verdict"] = "too low"  # Barely moves, next to the best rate.
+            run.verdict = "too low"  # Barely moves, next to the best rate.
         else:
-            run["verdict"] = "ok"
+            run.verdict = "ok"
     return start, runs
 
 
@@ -432,6 +592,9 @@ def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
     for classifiers, accuracy 1.0), when the loss is not finite, or after a
     plateau of `max(25, epochs // 4)` epochs without a 0.1% improvement;
     the verdict comes from an evaluation of the final weights.
+
+    Returns:
+        A `FitAttempt` (its `optimizer` left for the caller to name).
     """
     clone.set_weights(init_weights)
     clone.compile(
@@ -468,23 +631,21 @@ def _fit_tiny(clone, spec, metric, x, y, optimizer, epochs, goal, init_weights):
     if not math.isfinite(loss):
         stopped, acc = "non-finite", (None if metric is None else 0.0)
     ok = math.isfinite(loss) and loss <= goal and (acc is None or acc >= 1.0)
-    return {
-        "loss": loss,
-        "accuracy": acc,
-        "epochs": done,
-        "passed": ok,
-        "stopped": stopped,
-        # The last step's loss and accuracy in training mode (before its
-        # update), and whether BatchNorm statistics were re-estimated.
-        "train_loss": train_loss,
-        "train_accuracy": train_acc,
-        "batch_norm_refreshed": batch_norm,
-    }
+    return FitAttempt(
+        loss=loss,
+        accuracy=acc,
+        epochs=done,
+        passed=ok,
+        stopped=stopped,
+        train_loss=train_loss,
+        train_accuracy=train_acc,
+        batch_norm_refreshed=batch_norm,
+    )
 
 
-def _attempt_rank(attempt):
-    loss = attempt["loss"] if math.isfinite(attempt["loss"]) else math.inf
-    return (-(attempt["accuracy"] or 0.0), loss)
+def _attempt_rank(attempt: FitAttempt):
+    loss = attempt.loss if math.isfinite(attempt.loss) else math.inf
+    return (-(attempt.accuracy or 0.0), loss)
 
 
 def _describe_optimizer(optimizer) -> str:
@@ -502,6 +663,308 @@ def _looks_like_probabilities(out: np.ndarray, spec: C.LossSpec) -> bool:
     if spec.kind in (C.SPARSE_CE, C.CATEGORICAL_CE):
         return bool(np.all(np.abs(out.sum(-1) - 1.0) < 1e-3))
     return True
+
+
+@dataclasses.dataclass
+class _Context:
+    """What the four checks share: the data, the loss and the unregularized clone.
+
+    Attributes:
+        spec: the loss being checked.
+        reference: its expected initial loss, or None.
+        reference_formula: how the reference is derived.
+        clone: the model without regularizers, which the fits train.
+        init_weights: its (the model's) initial weights.
+        outputs: the untrained clone's outputs on up to 64 examples.
+        start: the untrained clone's loss on the evaluation subset.
+        x_eval: the evaluation subset's inputs.
+        y_eval: its targets.
+        batch_size: the evaluation batch size.
+        x: all the inputs.
+        y: all the targets.
+        order: the seeded permutation the subsets are drawn from.
+    """
+
+    spec: C.LossSpec
+    reference: float | None
+    reference_formula: str
+    clone: keras.Model
+    init_weights: list
+    outputs: np.ndarray
+    start: float
+    x_eval: Any
+    y_eval: np.ndarray
+    batch_size: int
+    x: Any
+    y: np.ndarray
+    order: np.ndarray
+
+    def subset(self, size: int):
+        """The first `size` examples of the permutation (in data order)."""
+        index = np.sort(self.order[:size])
+        return C.take(self.x, index), self.y[index]
+
+
+def _initial_loss_hint(ctx: _Context) -> str:
+    out, spec, start, reference = ctx.outputs, ctx.spec, ctx.start, ctx.reference
+    if not np.all(np.isfinite(out)):
+        return (
+            "the untrained model outputs NaN or inf: check the inputs for "
+            "NaN/inf values, the initial weights and any custom layer "
+            "(a division by zero, a log of a negative number)."
+        )
+    probabilities = _looks_like_probabilities(out, spec)
+    if spec.is_classification and not spec.from_logits and not probabilities:
+        return (
+            "the model outputs logits (values outside [0, 1]"
+            + (" or rows not summing to 1" if spec.kind != C.BINARY_CE else "")
+            + ") but the loss expects probabilities (from_logits=False): "
+            "add a softmax/sigmoid output or use from_logits=True."
+        )
+    if not math.isfinite(start):
+        return "the loss is not finite at initialisation: check the inputs and the output activation."
+    if start > reference:
+        return (
+            "the untrained model is too confident: the initial weights "
+            "are badly scaled (use a smaller init for the last layer) or "
+            "the inputs are not normalised."
+        )
+    return (
+        "the loss is below chance before training: the model is "
+        "already trained, or the labels leak into the inputs."
+    )
+
+
+def _check_initial_loss(ctx: _Context, tolerance: float) -> InitialLossResult:
+    """Check 1: the untrained, unregularized loss against its reference."""
+    start, reference, formula = ctx.start, ctx.reference, ctx.reference_formula
+    numbers = {"loss": start, "reference": reference, "reference_formula": formula}
+    if reference is None:
+        summary = f"loss {C.fmt(start)} ({formula})"
+        return InitialLossResult("initial loss", SKIP, summary, **numbers)
+    deviation = (start - reference) / reference if reference else math.inf
+    ok = math.isfinite(start) and abs(deviation) <= tolerance
+    summary = (
+        f"loss {C.fmt(start)} vs {formula} = {C.fmt(reference)} "
+        f"({deviation:+.1%}, tolerance {tolerance:.0%})"
+    )
+    return InitialLossResult(
+        "initial loss",
+        PASS if ok else FAIL,
+        summary,
+        "" if ok else _initial_loss_hint(ctx),
+        relative_deviation=deviation,
+        **numbers,
+    )
+
+
+def _check_regularization(
+    model: keras.Model, ctx: _Context, strength: float, scale: float
+) -> RegularizationResult:
+    """Check 2: boosted (or attached) regularizers must raise the loss."""
+    counter = {"scaled": 0, "attached": 0}
+    boosted = _clone(model, _boost_regularizers(strength, scale, counter))
+    reg_loss = _evaluate(boosted, ctx.spec, ctx.x_eval, ctx.y_eval, ctx.batch_size)[0]
+    start = ctx.start
+    increase = reg_loss - start
+    ok = math.isfinite(reg_loss) and increase > 1e-4 * max(abs(start), 1e-8)
+    what = []
+    if counter["attached"]:
+        what.append(f"L2({strength:g}) on {counter['attached']} kernel(s)")
+    if counter["scaled"]:
+        what.append(f"{counter['scaled']} regularizer(s) x{scale:g}")
+    return RegularizationResult(
+        "regularization",
+        PASS if ok else FAIL,
+        f"loss {C.fmt(start)} -> {C.fmt(reg_loss)} ({increase:+.4g}) with "
+        + (", ".join(what) or "no regularizer slot"),
+        ""
+        if ok
+        else (
+            "a stronger penalty did not raise the loss: no layer applies its "
+            "regularizer (custom layers must pass it to add_weight), or the "
+            "model has no kernel to regularize."
+        ),
+        loss=start,
+        regularized_loss=reg_loss,
+        increase=increase,
+        attached=counter["attached"],
+        scaled=counter["scaled"],
+    )
+
+
+def _check_lr_bracket(
+    ctx: _Context, rates: list[float] | None, size: int, steps: int
+) -> LearningRateBracketResult:
+    """Check 3: which learning rates are too low, which too high."""
+    if rates is None:
+        return LearningRateBracketResult(
+            "lr bracket", SKIP, "no sweep (learning_rates=None)"
+        )
+    xs, ys = ctx.subset(size)
+    metric = _accuracy_metric(ctx.spec)
+    start, runs = _lr_sweep(
+        ctx.clone, ctx.spec, metric, xs, ys, rates, steps, ctx.init_weights
+    )
+    low = [r.lr for r in runs if r.verdict == "too low"]
+    high = [r.lr for r in runs if r.verdict == "too high"]
+    good = [r for r in runs if r.verdict == "ok"]
+    numbers = {"start_loss": start, "runs": runs, "too_low": low, "too_high": high}
+    if not good:
+        hint = (
+            "no rate made the loss go down without exploding: "
+            + (
+                "every rate barely moved the loss (no trainable weights? "
+                "vanishing gradients?)"
+                if not high
+                else "try rates between the too-low and too-high ones, or check "
+                "the data scale"
+            )
+            + "."
+        )
+        summary = (
+            f"too low: {[f'{r:.0e}' for r in low]}, too high: "
+            f"{[f'{r:.0e}' for r in high]}"
+        )
+        return LearningRateBracketResult("lr bracket", FAIL, summary, hint, **numbers)
+    best = min(good, key=lambda r: r.final_loss)
+    bracket = (min(r.lr for r in good), max(r.lr for r in good))
+    parts = []
+    if low:
+        parts.append(f"too low <= {max(low):.0e}")
+    if high:
+        parts.append(f"too high >= {min(high):.0e}")
+    parts.append(f"bracket [{bracket[0]:.0e}, {bracket[1]:.0e}]")
+    parts.append(
+        f"best {best.lr:.0e} (loss {C.fmt(start)} -> {C.fmt(best.final_loss)})"
+    )
+    return LearningRateBracketResult(
+        "lr bracket",
+        PASS,
+        ", ".join(parts),
+        bracket=bracket,
+        best=best.lr,
+        **numbers,
+    )
+
+
+def _same_label_note(spec: C.LossSpec, y_tiny: np.ndarray, tiny: int) -> str | None:
+    """A note when the tiny subset has one label only (a trivial check)."""
+    if not spec.is_classification or tiny <= 1:
+        return None
+    labels = y_tiny.argmax(-1) if spec.kind == C.CATEGORICAL_CE else y_tiny
+    if len(np.unique(labels)) != 1:
+        return None
+    return (
+        f"the {tiny} tiny-overfit examples all have the same label: "
+        "that check is trivially easy; use a larger `tiny`."
+    )
+
+
+def _tiny_overfit_hint(ctx: _Context, attempts: list[FitAttempt]) -> str:
+    trainable = sum(int(np.prod(w.shape)) for w in ctx.clone.trainable_weights)
+    fitted = [a for a in attempts if a.accuracy is not None and a.accuracy >= 1.0]
+    if trainable == 0:
+        return "the model has no trainable weights (is it frozen?)."
+    if any(a.stopped == "reached" for a in attempts):
+        return (
+            "in training mode the model fit the examples (the goal was "
+            "reached), but not in inference mode: a layer that behaves "
+            "differently at inference time (Dropout, BatchNormalization, "
+            "a custom `training` branch) changes the outputs too much."
+        )
+    if fitted:
+        return (
+            f"training accuracy reaches 1.00 but the loss stays at "
+            f"{C.fmt(min(a.loss for a in fitted))}: the outputs cannot "
+            "become confident. Usually an activation applied twice (a "
+            "double softmax, or softmax/sigmoid outputs fed to a loss "
+            "with from_logits=True), or logits fed to a loss with "
+            "from_logits=False; or `epochs` is too small."
+        )
+    return (
+        "the model cannot fit a handful of examples: check that inputs "
+        "and labels match, the learning rate, the capacity and that the "
+        "layers that should learn are trainable."
+    )
+
+
+def _check_tiny_overfit(
+    model: keras.Model,
+    ctx: _Context,
+    xy_tiny: tuple[Any, np.ndarray],
+    epochs: int,
+    overfit_loss: float | None,
+    best_lr: float | None,
+) -> TinyOverfitResult:
+    """Check 4: the unregularized model must overfit a few examples.
+
+    The model's own optimizer, then Adam, then SGD at the bracket's best rate
+    (when there is one), until one reaches the goal.
+    """
+    if overfit_loss is None:
+        base = ctx.reference if ctx.reference else ctx.start
+        goal = 0.05 * base if math.isfinite(base) else 0.0
+    else:
+        goal = overfit_loss
+    xt, yt = xy_tiny
+    tiny = C.num_examples(xt)
+    candidates = []
+    if getattr(model, "optimizer", None) is not None:
+        candidates.append(("model's optimizer", _copy_optimizer(model.optimizer)))
+    candidates.append(("Adam", keras.optimizers.Adam(1e-3)))
+    if best_lr is not None:
+        candidates.append(
+            ("SGD at the best bracket rate", keras.optimizers.SGD(best_lr))
+        )
+    if not ctx.clone.trainable_weights:
+        # Nothing can learn: no optimizer would change the loss.
+        candidates = candidates[:1]
+        epochs = 1
+    attempts = []
+    for label, optimizer in candidates:
+        name = _describe_optimizer(optimizer)
+        attempt = _fit_tiny(
+            ctx.clone,
+            ctx.spec,
+            _accuracy_metric(ctx.spec),
+            xt,
+            yt,
+            optimizer,
+            epochs,
+            goal,
+            ctx.init_weights,
+        )
+        attempt.optimizer = f"{name} ({label})"
+        attempts.append(attempt)
+        if attempt.passed:
+            break
+    passed = attempts[-1].passed
+    # The report shows the successful attempt, or else the closest one.
+    last = attempts[-1] if passed else min(attempts, key=_attempt_rank)
+    acc_text = "" if last.accuracy is None else f"acc {last.accuracy:.2f}, "
+    summary = (
+        f"{tiny} examples: {acc_text}loss {C.fmt(last.loss)} "
+        f"{'<=' if passed else '>'} {C.fmt(goal)} after {last.epochs} epochs "
+        f"with {last.optimizer}"
+    )
+    if not passed and len(attempts) > 1:
+        summary += f" ({len(attempts)} optimizers tried)"
+    if last.batch_norm_refreshed:
+        summary += f"; BatchNorm statistics re-estimated on the {tiny} examples"
+    return TinyOverfitResult(
+        "tiny overfit",
+        PASS if passed else FAIL,
+        summary,
+        "" if passed else _tiny_overfit_hint(ctx, attempts),
+        tiny=tiny,
+        goal_loss=goal,
+        loss=last.loss,
+        accuracy=last.accuracy,
+        epochs=last.epochs,
+        optimizer=last.optimizer,
+        attempts=attempts,
+    )
 
 
 def sanity_check(
@@ -543,12 +1006,13 @@ def sanity_check(
     - `"lr bracket"`: from the same start, `sweep_steps` full-batch steps of
       plain SGD on `sweep_size` examples for each rate of
       `learning_rates`. A rate is *too high* when the loss turns NaN/inf,
-      exceeds 3x its start at any step (the lecture's rule) or ends above
+      exceeds 3x its start at any step (the rule of the cs231n
+      training-pipeline notes) or ends above
       its start; *too low* when its drop is under 1% of the best rate's drop
       (the loss barely moves); the bracket is the range of the other rates.
       The rates run from the middle of the list outwards; rates above a
       too-high one and below a too-low one get the same verdict without
-      being run. Skipped when `learning_rates` is None.
+      being ctx. Skipped when `learning_rates` is None.
     - `"tiny overfit"`: `tiny` examples, no regularization,
       full-batch training for up to `epochs` epochs (it stops as soon as the
       goal is reached, or after a long plateau) with, in turn, a fresh copy
@@ -593,7 +1057,7 @@ def sanity_check(
         learning_rates: the rates of the sweep. Defaults to
             `1e-6, 1e-5, ..., 1e6`.
         sweep_size: the number of examples of the sweep. Defaults to `128`.
-        sweep_steps: the steps of each sweep run. Defaults to `20`.
+        sweep_steps: the steps of each sweep ctx. Defaults to `20`.
         eval_size: the number of examples the initial loss is measured on.
             Defaults to `1024`.
         initial_loss_tolerance: the accepted relative deviation of the
@@ -608,7 +1072,10 @@ def sanity_check(
             Defaults to `0`.
 
     Returns:
-        A `SanityReport`.
+        A `SanityReport` of an `InitialLossResult`, a `RegularizationResult`,
+        a `LearningRateBracketResult` and a `TinyOverfitResult`, in that order
+        (`report["tiny overfit"].attempts`; `.numbers` has the same values as
+        a dict).
 
     Example:
 
@@ -677,288 +1144,46 @@ def sanity_check(
         )
     out_dim = int(outputs[0].shape[-1])
     classes = _check_labels(spec, y, out_dim, num_classes)
-    reference, ref_label = _reference(spec, y, classes)
-    metric_factory = lambda: _accuracy_metric(spec)  # noqa: E731
+    reference, formula = _reference(spec, y, classes)
 
     noreg = _clone(model, _strip_regularizers)
     notes = []
     order = np.random.default_rng(seed).permutation(n)
-
-    def subset(size):
-        index = np.sort(order[:size])
-        return C.take(x, index), y[index]
-
-    x_eval, y_eval = subset(eval_size)
+    index = np.sort(order[:eval_size])
+    x_eval, y_eval = C.take(x, index), y[index]
     probe = noreg(C.take(x, slice(0, min(n, 64))), training=False)
     if noreg.losses:
         notes.append(
             f"{len(noreg.losses)} loss term(s) added by layers could not be "
             "removed by editing regularizer arguments; the fits keep them."
         )
-    init_weights = noreg.get_weights()
-    out = np.asarray(keras.ops.convert_to_numpy(probe), dtype="float64")
-    start = _evaluate(noreg, spec, x_eval, y_eval, batch_size)[0]
-    checks = []
-
-    # 1. Initial loss.
-    numbers = {"loss": start, "reference": reference, "reference_formula": ref_label}
-    if reference is None:
-        checks.append(
-            CheckResult(
-                "initial loss",
-                SKIP,
-                f"loss {C.fmt(start)} ({ref_label})",
-                numbers,
-            )
-        )
-    else:
-        deviation = (start - reference) / reference if reference else math.inf
-        numbers["relative_deviation"] = deviation
-        ok = math.isfinite(start) and abs(deviation) <= initial_loss_tolerance
-        hint = ""
-        if not ok:
-            probabilities = _looks_like_probabilities(out, spec)
-            if not np.all(np.isfinite(out)):
-                hint = (
-                    "the untrained model outputs NaN or inf: check the inputs for "
-                    "NaN/inf values, the initial weights and any custom layer "
-                    "(a division by zero, a log of a negative number)."
-                )
-            elif spec.is_classification and not spec.from_logits and not probabilities:
-                hint = (
-                    "the model outputs logits (values outside [0, 1]"
-                    + (" or rows not summing to 1" if spec.kind != C.BINARY_CE else "")
-                    + ") but the loss expects probabilities (from_logits=False): "
-                    "add a softmax/sigmoid output or use from_logits=True."
-                )
-            elif not math.isfinite(start):
-                hint = "the loss is not finite at initialisation: check the inputs and the output activation."
-            elif start > reference:
-                hint = (
-                    "the untrained model is too confident: the initial weights "
-                    "are badly scaled (use a smaller init for the last layer) or "
-                    "the inputs are not normalised."
-                )
-            else:
-                hint = (
-                    "the loss is below chance before training: the model is "
-                    "already trained, or the labels leak into the inputs."
-                )
-        summary = (
-            f"loss {C.fmt(start)} vs {ref_label} = {C.fmt(reference)} "
-            f"({deviation:+.1%}, tolerance {initial_loss_tolerance:.0%})"
-        )
-        checks.append(
-            CheckResult("initial loss", PASS if ok else FAIL, summary, numbers, hint)
-        )
-
-    # 2. Regularization raises the loss.
-    counter = {"scaled": 0, "attached": 0}
-    boosted = _clone(
-        model, _boost_regularizers(regularization, regularization_scale, counter)
+    ctx = _Context(
+        spec=spec,
+        reference=reference,
+        reference_formula=formula,
+        clone=noreg,
+        init_weights=noreg.get_weights(),
+        outputs=np.asarray(keras.ops.convert_to_numpy(probe), dtype="float64"),
+        start=_evaluate(noreg, spec, x_eval, y_eval, batch_size)[0],
+        x_eval=x_eval,
+        y_eval=y_eval,
+        batch_size=batch_size,
+        x=x,
+        y=y,
+        order=order,
     )
-    reg_loss = _evaluate(boosted, spec, x_eval, y_eval, batch_size)[0]
-    increase = reg_loss - start
-    ok = math.isfinite(reg_loss) and increase > 1e-4 * max(abs(start), 1e-8)
-    what = []
-    if counter["attached"]:
-        what.append(f"L2({regularization:g}) on {counter['attached']} kernel(s)")
-    if counter["scaled"]:
-        what.append(f"{counter['scaled']} regularizer(s) x{regularization_scale:g}")
-    checks.append(
-        CheckResult(
-            "regularization",
-            PASS if ok else FAIL,
-            f"loss {C.fmt(start)} -> {C.fmt(reg_loss)} ({increase:+.4g}) with "
-            + (", ".join(what) or "no regularizer slot"),
-            {
-                "loss": start,
-                "regularized_loss": reg_loss,
-                "increase": increase,
-                "attached": counter["attached"],
-                "scaled": counter["scaled"],
-            },
-            ""
-            if ok
-            else (
-                "a stronger penalty did not raise the loss: no layer applies its "
-                "regularizer (custom layers must pass it to add_weight), or the "
-                "model has no kernel to regularize."
-            ),
-        )
-    )
-    del boosted
 
-    # 3. Learning-rate bracket.
-    best_lr = None
-    if rates is None:
-        checks.append(CheckResult("lr bracket", SKIP, "no sweep (learning_rates=None)"))
-    else:
-        xs, ys = subset(sweep_size)
-        sweep_start, runs = _lr_sweep(
-            noreg,
-            spec,
-            metric_factory(),
-            xs,
-            ys,
-            rates,
-            sweep_steps,
-            init_weights,
-        )
-        low = [r["lr"] for r in runs if r["verdict"] == "too low"]
-        high = [r["lr"] for r in runs if r["verdict"] == "too high"]
-        good = [r for r in runs if r["verdict"] == "ok"]
-        numbers = {
-            "start_loss": sweep_start,
-            "runs": [
-                {"lr": r["lr"], "final_loss": r["final"], "verdict": r["verdict"]}
-                for r in runs
-            ],
-            "too_low": low,
-            "too_high": high,
-            "bracket": None,
-            "best": None,
-        }
-        if good:
-            best = min(good, key=lambda r: r["final"])
-            best_lr = best["lr"]
-            bracket = (min(r["lr"] for r in good), max(r["lr"] for r in good))
-            numbers["bracket"], numbers["best"] = bracket, best_lr
-            parts = []
-            if low:
-                parts.append(f"too low <= {max(low):.0e}")
-            if high:
-                parts.append(f"too high >= {min(high):.0e}")
-            parts.append(f"bracket [{bracket[0]:.0e}, {bracket[1]:.0e}]")
-            parts.append(
-                f"best {best_lr:.0e} (loss {C.fmt(sweep_start)} -> {C.fmt(best['final'])})"
-            )
-            checks.append(CheckResult("lr bracket", PASS, ", ".join(parts), numbers))
-        else:
-            hint = (
-                "no rate made the loss go down without exploding: "
-                + (
-                    "every rate barely moved the loss (no trainable weights? "
-                    "vanishing gradients?)"
-                    if not high
-                    else "try rates between the too-low and too-high ones, or check "
-                    "the data scale"
-                )
-                + "."
-            )
-            checks.append(
-                CheckResult(
-                    "lr bracket",
-                    FAIL,
-                    f"too low: {[f'{r:.0e}' for r in low]}, too high: "
-                    f"{[f'{r:.0e}' for r in high]}",
-                    numbers,
-                    hint,
-                )
-            )
-
-    # 4. Overfit a tiny subset.
-    if overfit_loss is None:
-        base = reference if reference else start
-        goal = 0.05 * base if math.isfinite(base) else 0.0
-    else:
-        goal = overfit_loss
-    xt, yt = subset(tiny)
-    if spec.is_classification and tiny > 1:
-        labels = yt.argmax(-1) if spec.kind == C.CATEGORICAL_CE else yt
-        if len(np.unique(labels)) == 1:
-            notes.append(
-                f"the {tiny} tiny-overfit examples all have the same label: "
-                "that check is trivially easy; use a larger `tiny`."
-            )
-    candidates = []
-    if getattr(model, "optimizer", None) is not None:
-        candidates.append(("model's optimizer", _copy_optimizer(model.optimizer)))
-    candidates.append(("Adam", keras.optimizers.Adam(1e-3)))
-    if best_lr is not None:
-        candidates.append(
-            ("SGD at the best bracket rate", keras.optimizers.SGD(best_lr))
-        )
-    attempts = []
-    if not noreg.trainable_weights:
-        # Nothing can learn: no optimizer would change the loss.
-        candidates = candidates[:1]
-        epochs = 1
-    for label, optimizer in candidates:
-        name = _describe_optimizer(optimizer)
-        result = _fit_tiny(
-            noreg,
-            spec,
-            metric_factory(),
-            xt,
-            yt,
-            optimizer,
-            epochs,
-            goal,
-            init_weights,
-        )
-        result["optimizer"] = f"{name} ({label})"
-        attempts.append(result)
-        if result["passed"]:
-            break
-    passed = attempts[-1]["passed"]
-    # The report shows the successful attempt, or else the closest one.
-    last = attempts[-1] if passed else min(attempts, key=_attempt_rank)
-    acc_text = "" if last["accuracy"] is None else f"acc {last['accuracy']:.2f}, "
-    summary = (
-        f"{tiny} examples: {acc_text}loss {C.fmt(last['loss'])} "
-        f"{'<=' if passed else '>'} {C.fmt(goal)} after {last['epochs']} epochs "
-        f"with {last['optimizer']}"
+    # In the docstring's order: the tiny overfit tries the bracket's best rate.
+    initial = _check_initial_loss(ctx, initial_loss_tolerance)
+    regularized = _check_regularization(
+        model, ctx, regularization, regularization_scale
     )
-    if not passed and len(attempts) > 1:
-        summary += f" ({len(attempts)} optimizers tried)"
-    if last.get("batch_norm_refreshed"):
-        summary += f"; BatchNorm statistics re-estimated on the {tiny} examples"
-    hint = ""
-    if not passed:
-        trainable = sum(int(np.prod(w.shape)) for w in noreg.trainable_weights)
-        fitted = [
-            a for a in attempts if a["accuracy"] is not None and a["accuracy"] >= 1.0
-        ]
-        if trainable == 0:
-            hint = "the model has no trainable weights (is it frozen?)."
-        elif any(a["stopped"] == "reached" for a in attempts):
-            hint = (
-                "in training mode the model fit the examples (the goal was "
-                "reached), but not in inference mode: a layer that behaves "
-                "differently at inference time (Dropout, BatchNormalization, "
-                "a custom `training` branch) changes the outputs too much."
-            )
-        elif fitted:
-            hint = (
-                f"training accuracy reaches 1.00 but the loss stays at "
-                f"{C.fmt(min(a['loss'] for a in fitted))}: the outputs cannot "
-                "become confident. Usually an activation applied twice (a "
-                "double softmax, or softmax/sigmoid outputs fed to a loss "
-                "with from_logits=True), or logits fed to a loss with "
-                "from_logits=False; or `epochs` is too small."
-            )
-        else:
-            hint = (
-                "the model cannot fit a handful of examples: check that inputs "
-                "and labels match, the learning rate, the capacity and that the "
-                "layers that should learn are trainable."
-            )
-    checks.append(
-        CheckResult(
-            "tiny overfit",
-            PASS if passed else FAIL,
-            summary,
-            {
-                "tiny": tiny,
-                "goal_loss": goal,
-                "loss": last["loss"],
-                "accuracy": last["accuracy"],
-                "epochs": last["epochs"],
-                "optimizer": last["optimizer"],
-                "attempts": attempts,
-            },
-            hint,
-        )
+    bracket = _check_lr_bracket(ctx, rates, sweep_size, sweep_steps)
+    xy_tiny = ctx.subset(tiny)
+    note = _same_label_note(spec, xy_tiny[1], tiny)
+    if note is not None:
+        notes.append(note)
+    overfit = _check_tiny_overfit(
+        model, ctx, xy_tiny, epochs, overfit_loss, bracket.best
     )
-    return SanityReport(spec.name, checks, notes)
+    return SanityReport(spec.name, [initial, regularized, bracket, overfit], notes)

@@ -1,23 +1,34 @@
-"""kerasreg layers: stochastic regularization, bottlenecks and augmentation."""
+"""kerasreg layers: stochastic regularization, bottlenecks and augmentation.
 
-# Stochastic regularization and bottlenecks (issue 2).
-from kerasreg.layers.drop_block import DropBlock2D  # noqa: E402, F401
-from kerasreg.layers.drop_connect import (  # noqa: E402, F401
-    DropConnectConv2D,
-    DropConnectDense,
-)
-from kerasreg.layers.drop_path import DropPath  # noqa: E402, F401
-from kerasreg.layers.inverted_dropout import InvertedDropout  # noqa: E402, F401
-from kerasreg.layers.low_rank import LowRankDense, LowRankReport  # noqa: E402, F401
-from kerasreg.mc import mc_predict  # noqa: E402, F401
+`AugmentationLayer` is the base class to subclass for a new augmentation
+layer (per-image randomness, `tf.data` on every backend). Monte-Carlo
+prediction with the dropout layers is `kerasreg.mc_predict`.
+"""
 
-# isort: split
-# Data augmentation (issue 3).
-from kerasreg.layers.augmentation_layer import AugmentationLayer  # noqa: E402, F401
-from kerasreg.layers.auto_augment import AutoAugment  # noqa: E402, F401
-from kerasreg.layers.pca_color_augmentation import (  # noqa: E402, F401
-    PCAColorAugmentation,
-)
-from kerasreg.layers.random_pixel_noise import RandomPixelNoise  # noqa: E402, F401
-from kerasreg.layers.random_resized_crop import RandomResizedCrop  # noqa: E402, F401
-from kerasreg.layers.random_scale_crop import RandomScaleCrop  # noqa: E402, F401
+from kerasreg.layers.augmentation_layer import AugmentationLayer
+from kerasreg.layers.auto_augment import AutoAugment
+from kerasreg.layers.drop_block import DropBlock2D
+from kerasreg.layers.drop_connect import DropConnectConv2D, DropConnectDense
+from kerasreg.layers.drop_path import DropPath
+from kerasreg.layers.inverted_dropout import InvertedDropout
+from kerasreg.layers.low_rank import LowRankDense, LowRankReport
+from kerasreg.layers.pca_color_augmentation import PCAColorAugmentation
+from kerasreg.layers.random_pixel_noise import RandomPixelNoise
+from kerasreg.layers.random_resized_crop import RandomResizedCrop
+from kerasreg.layers.random_scale_crop import RandomScaleCrop
+
+__all__ = [
+    "AugmentationLayer",
+    "AutoAugment",
+    "DropBlock2D",
+    "DropConnectConv2D",
+    "DropConnectDense",
+    "DropPath",
+    "InvertedDropout",
+    "LowRankDense",
+    "LowRankReport",
+    "PCAColorAugmentation",
+    "RandomPixelNoise",
+    "RandomResizedCrop",
+    "RandomScaleCrop",
+]

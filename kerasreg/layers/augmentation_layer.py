@@ -40,7 +40,7 @@ import numpy as np
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.ops import image as image_ops
+from kerasreg.ops.crop import crop_and_resize
 
 
 def tensorflow_of(x):
@@ -144,6 +144,10 @@ class AugmentationLayer(keras.Layer):
     # -- common call logic ----------------------------------------------------
 
     def _check_input_shape(self, input_shape):
+        # A check of our own, not `keras.InputSpec(min_ndim=3, max_ndim=4)`:
+        # Keras checks a spec only in `__call__`, which a direct `build` and the
+        # `stateless_call` of the JAX `tf.data` path skip, and its messages
+        # (e.g. "expected max_ndim=4, found ndim=5") do not show the shape.
         shape = tuple(input_shape)
         if len(shape) not in (3, 4):
             raise ValueError(
@@ -192,14 +196,14 @@ class AugmentationLayer(keras.Layer):
         return {**base_config, **config}
 
 
-class CropLayer(AugmentationLayer):
+class _CropLayer(AugmentationLayer):
     """Base of the layers that crop one box per image, resized to a fixed size.
 
     Subclasses implement `sample_boxes(batch_size, image_size)` (a float
     tensor `(N, 4)` of `(top, left, height, width)` input pixels, drawn with
     `seed=self.seed_generator`) and `infer(images)`; the base checks the
     arguments, needs a static input height and width, and crops every image's
-    box in one call of `kerasreg.ops.image.crop_and_resize`.
+    box in one call of `kerasreg.ops.crop_and_resize`.
 
     Args:
         height: Output height.
@@ -242,7 +246,7 @@ class CropLayer(AugmentationLayer):
         boxes = self.sample_boxes(
             ops.shape(images)[0], (images.shape[1], images.shape[2])
         )
-        return image_ops.crop_and_resize(
+        return crop_and_resize(
             images, boxes, (self.height, self.width), self.interpolation
         )
 

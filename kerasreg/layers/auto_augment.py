@@ -8,7 +8,7 @@ from keras import ops
 
 from kerasreg import utils
 from kerasreg.layers.augmentation_layer import AugmentationLayer
-from kerasreg.ops import image as image_ops
+from kerasreg.ops import auto_augment as augment_ops
 
 # The policies of the paper's appendix (arXiv 1805.09501v3, Tables 7-9):
 # 25 sub-policies each, a sub-policy being two (operation, probability,
@@ -106,7 +106,7 @@ POLICIES = {
     "svhn": SVHN_POLICY,
 }
 
-# Geometric operations: their id for `image_ops.geometric_transforms`.
+# Geometric operations: their id for `augment_ops._geometric_transforms`.
 GEOMETRIC = {"ShearX": 1, "ShearY": 2, "TranslateX": 3, "TranslateY": 4, "Rotate": 5}
 # Pixel operations, applied after the geometric step of the same stage.
 COLOR = (
@@ -374,7 +374,7 @@ class AutoAugment(AugmentationLayer):
         if geometric:
             kind = ops.take(ops.convert_to_tensor(kind_of), op)
             size = (x.shape[1], x.shape[2])
-            matrices = image_ops.geometric_transforms(kind, value, size)
+            matrices = augment_ops._geometric_transforms(kind, value, size)
             params = ops.concatenate([params, matrices], axis=1)
         xs = ops.take(x, order, axis=0)
         params = ops.take(params, order, axis=0)
@@ -436,7 +436,7 @@ class AutoAugment(AugmentationLayer):
                     a = a + chosen * (factor - 1.0)
                     blend = blend + chosen
             if "Contrast" in ids:
-                mean = ops.mean(image_ops.grayscale(x), axis=(1, 2, 3), keepdims=True)
+                mean = ops.mean(augment_ops.grayscale(x), axis=(1, 2, 3), keepdims=True)
                 b = b + per_image(is_("Contrast")) * (1.0 - factor) * mean
             if "AutoContrast" in ids:
                 lo = ops.min(x, axis=(1, 2), keepdims=True)
@@ -449,13 +449,12 @@ class AutoAugment(AugmentationLayer):
                 b = ops.where(stretch, -lo / safe, b)
             y = a * x + b
             if "Color" in ids and x.shape[-1] != 1:
-                y = y + per_image(is_("Color")) * (1.0 - factor) * image_ops.grayscale(
-                    x
-                )
+                gray = augment_ops.grayscale(x)
+                y = y + per_image(is_("Color")) * (1.0 - factor) * gray
             elif "Color" in ids:
                 y = y + per_image(is_("Color")) * (1.0 - factor) * x
             if "Sharpness" in ids:
-                smooth = image_ops.sharpness_degenerate(x)
+                smooth = augment_ops._sharpness_degenerate(x)
                 y = y + per_image(is_("Sharpness")) * (1.0 - factor) * smooth
             y = ops.where(blend > 0, ops.clip(y, 0.0, 1.0), y)
         if "Invert" in ids or "Solarize" in ids:
@@ -464,15 +463,15 @@ class AutoAugment(AugmentationLayer):
             y = ops.where(x >= per_image(threshold), 1.0 - x, y)
         if "Posterize" in ids:
             chosen = ops.reshape(is_("Posterize"), (-1, 1, 1, 1))
-            y = ops.where(chosen, image_ops.posterize(x, value), y)
+            y = ops.where(chosen, augment_ops.posterize(x, value), y)
         if "Equalize" in ids:
             chosen = ops.reshape(is_("Equalize"), (-1, 1, 1, 1))
-            y = ops.where(chosen, image_ops.equalize(x), y)
+            y = ops.where(chosen, augment_ops.equalize(x), y)
         return ops.cast(y, x.dtype)
 
     @staticmethod
     def _geometric(x, kind, value, size):
-        transforms = image_ops.geometric_transforms(kind, value, size)
+        transforms = augment_ops._geometric_transforms(kind, value, size)
         return AutoAugment._affine(x, transforms)
 
     @staticmethod
@@ -489,23 +488,23 @@ class AutoAugment(AugmentationLayer):
     @staticmethod
     def _color_op(name, x, value):
         if name == "Invert":
-            return image_ops.invert(x)
+            return augment_ops.invert(x)
         if name == "AutoContrast":
-            return image_ops.autocontrast(x)
+            return augment_ops.autocontrast(x)
         if name == "Equalize":
-            return image_ops.equalize(x)
+            return augment_ops.equalize(x)
         if name == "Solarize":
-            return image_ops.solarize(x, value)
+            return augment_ops.solarize(x, value)
         if name == "Posterize":
-            return image_ops.posterize(x, value)
+            return augment_ops.posterize(x, value)
         factor = 1.0 + value
         if name == "Contrast":
-            return image_ops.adjust_contrast(x, factor)
+            return augment_ops.adjust_contrast(x, factor)
         if name == "Color":
-            return image_ops.adjust_color(x, factor)
+            return augment_ops.adjust_color(x, factor)
         if name == "Brightness":
-            return image_ops.adjust_brightness(x, factor)
-        return image_ops.adjust_sharpness(x, factor)
+            return augment_ops.adjust_brightness(x, factor)
+        return augment_ops.adjust_sharpness(x, factor)
 
     def get_config(self):
         base_config = super().get_config()

@@ -89,6 +89,9 @@ class DropBlock2D(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
+        # A check in `build`, not `keras.InputSpec(ndim=4)`: Keras checks a spec
+        # only in `__call__` (not in a direct `build`), and its message cannot
+        # name the expected layout.
         if len(input_shape) != 4:
             raise utils.invalid_value(
                 "input_shape",

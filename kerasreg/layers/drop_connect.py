@@ -297,7 +297,9 @@ class DropConnectConv2D(_DropConnect, keras.layers.Conv2D):
         _check_common(self, rate, inference, num_samples, seed)
         self.mask = utils.check_choice("mask", mask, ("batch",))
         # Our own rank check in `build` replaces the parent's `min_ndim=4`
-        # spec, so that a 5D input is refused too, with our error message.
+        # spec, so that a 5D input is refused too, with our error message (as
+        # in `DropBlock2D`: an `InputSpec(ndim=4)` would skip a direct `build`
+        # and cannot name the expected layout).
         self.input_spec = None
 
     def build(self, input_shape):
@@ -330,13 +332,13 @@ def _sampling_inference(layer, inputs):
     """The paper's Gaussian moment-matching inference for either layer."""
     kernel = layer.kernel
     mean = layer._linear(inputs, kernel)
-    variance = dc_ops.drop_connect_variance(
+    variance = dc_ops._drop_connect_variance(
         ops.cast(inputs, "float32"),
         ops.cast(kernel, "float32"),
-        dc_ops.realised_rate(layer.rate),
+        dc_ops._realised_rate(layer.rate),
         layer._linear,
     )
-    return dc_ops.gaussian_moment_sampling(
+    return dc_ops._gaussian_moment_sampling(
         layer._add_bias(mean),
         variance,
         layer.activation,

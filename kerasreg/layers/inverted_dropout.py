@@ -30,8 +30,8 @@ class InvertedDropout(keras.layers.Layer):
 
     During training each unit is zeroed with probability `rate` and the kept
     units are scaled by `1 / (1 - rate)` (the "inverted" implementation of
-    the lecture: the expected output equals the input, so nothing changes at
-    test time, where the layer is the identity).
+    the cs231n notes on dropout: the expected output equals the input, so
+    nothing changes at test time, where the layer is the identity).
 
     With `mc=True` the layer keeps dropping at inference too (Monte-Carlo
     dropout, Gal & Ghahramani 2016): `model.predict` becomes a random draw

@@ -52,7 +52,7 @@ class LowRankDense(keras.layers.Layer):
 
     Computes `activation(x @ U @ V + b)` with `U` of shape
     `(input_dim, rank)` and `V` of shape `(rank, units)`: the kernel
-    `W = U V` has rank at most `rank`. This is the lecture's linear
+    `W = U V` has rank at most `rank`. This is the classic linear
     bottleneck: a `Dense(rank)` without activation followed by a
     `Dense(units)`, in one layer. It has `rank * (input_dim + units)`
     kernel parameters instead of `input_dim * units`, and can represent

@@ -8,7 +8,7 @@ from keras import ops
 
 from kerasreg import utils
 from kerasreg.layers.augmentation_layer import AugmentationLayer
-from kerasreg.ops import image as image_ops
+from kerasreg.ops import pca_color
 
 
 def _batches(data, batch_size):
@@ -97,14 +97,14 @@ class PCAColorAugmentation(AugmentationLayer):
             name="eigval",
             shape=(3,),
             dtype="float32",
-            initializer=keras.initializers.Constant(image_ops.IMAGENET_PCA_EIGVAL),
+            initializer=keras.initializers.Constant(pca_color.IMAGENET_PCA_EIGVAL),
             trainable=False,
         )
         self.eigvec = self.add_weight(
             name="eigvec",
             shape=(3, 3),
             dtype="float32",
-            initializer=keras.initializers.Constant(image_ops.IMAGENET_PCA_EIGVEC),
+            initializer=keras.initializers.Constant(pca_color.IMAGENET_PCA_EIGVEC),
             trainable=False,
         )
 
@@ -145,7 +145,7 @@ class PCAColorAugmentation(AugmentationLayer):
             outer += pixels.T @ pixels
         if count < 2:
             raise ValueError("`PCAColorAugmentation.adapt` received no images.")
-        eigval, eigvec = image_ops.rgb_covariance_eigen(count, total, outer)
+        eigval, eigvec = pca_color._rgb_covariance_eigen(count, total, outer)
         self.eigval.assign(eigval.astype("float32"))
         self.eigvec.assign(eigvec.astype("float32"))
 
@@ -154,7 +154,7 @@ class PCAColorAugmentation(AugmentationLayer):
         alpha = keras.random.normal(
             (ops.shape(images)[0], 3), stddev=self.stddev, seed=self.seed_generator
         )
-        offset = image_ops.pca_color_offset(
+        offset = pca_color.pca_color_offset(
             alpha, ops.cast(self.eigval, "float32"), ops.cast(self.eigvec, "float32")
         )
         offset = ops.cast(offset * (hi - lo), images.dtype)

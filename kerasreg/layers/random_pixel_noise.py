@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kerasreg import utils
 from kerasreg.layers.augmentation_layer import AugmentationLayer
-from kerasreg.ops import image as image_ops
+from kerasreg.ops.noise import pixel_noise
 
 MODES = ("salt_and_pepper", "flip", "gaussian")
 
@@ -79,7 +79,7 @@ class RandomPixelNoise(AugmentationLayer):
         self.stddev = utils.check_float("stddev", stddev, 0.0)
 
     def augment(self, images):
-        return image_ops.pixel_noise(
+        return pixel_noise(
             images,
             self.rate,
             self.mode,

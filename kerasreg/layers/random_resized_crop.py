@@ -5,12 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import CropLayer
-from kerasreg.ops import image as image_ops
+from kerasreg.layers.augmentation_layer import _CropLayer
+from kerasreg.ops.crop import sample_resized_crop_boxes
 
 
 @utils.register
-class RandomResizedCrop(CropLayer):
+class RandomResizedCrop(_CropLayer):
     """Crops a random area and aspect ratio of each image, resized to a fixed size.
 
     The Inception training crop (Szegedy et al. 2015; torchvision's
@@ -22,7 +22,7 @@ class RandomResizedCrop(CropLayer):
     aspect clipped to `ratio` is used. All images of a batch are cropped at
     once, each with its own box (Keras's `RandomCrop` uses one location for
     the whole batch), by two batched matrix products (see
-    `kerasreg.ops.image.crop_and_resize`).
+    `kerasreg.ops.crop_and_resize`).
 
     At inference the layer takes the largest centred crop with the output
     aspect ratio and resizes it (`keras.ops.image.resize` with
@@ -83,7 +83,7 @@ class RandomResizedCrop(CropLayer):
         self.ratio = utils.check_range("ratio", ratio, 0.0, low_exclusive=True)
 
     def sample_boxes(self, batch_size, image_size):
-        return image_ops.sample_resized_crop_boxes(
+        return sample_resized_crop_boxes(
             batch_size, image_size, self.scale, self.ratio, seed=self.seed_generator
         )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import CropLayer
-from kerasreg.ops import image as image_ops
+from kerasreg.layers.augmentation_layer import _CropLayer
+from kerasreg.ops.crop import sample_scale_crop_boxes
 
 
 @utils.register
-class RandomScaleCrop(CropLayer):
+class RandomScaleCrop(_CropLayer):
     """Resizes each image to a random short side, then takes a random crop.
 
     The ResNet / VGG training recipe (Simonyan & Zisserman 2015, He et al.
@@ -18,7 +18,7 @@ class RandomScaleCrop(CropLayer):
     `L ~ U[short_side]` (drawn per image) and a random `height x width` patch
     of it is taken. Both steps are one per-image box resized to the output
     size, done for the whole batch at once (two batched matrix products, see
-    `kerasreg.ops.image.crop_and_resize`).
+    `kerasreg.ops.crop_and_resize`).
 
     At inference the image is resized to the short side
     `inference_short_side` (ResNet evaluates 224 crops at 256) and the centre
@@ -88,7 +88,7 @@ class RandomScaleCrop(CropLayer):
         self.inference_short_side = inference_short_side
 
     def sample_boxes(self, batch_size, image_size):
-        return image_ops.sample_scale_crop_boxes(
+        return sample_scale_crop_boxes(
             batch_size,
             image_size,
             (self.height, self.width),

@@ -38,7 +38,7 @@ import numpy as np
 from keras import ops
 
 
-def drop_block_gamma(rate: float, height: int, width: int, block_size) -> float:
+def _drop_block_gamma(rate: float, height: int, width: int, block_size) -> float:
     """The per-position seed probability `gamma` of DropBlock (clipped to 1)."""
     bh, bw = _clip_block(block_size, height, width)
     gamma = rate * height * width / (bh * bw) / ((height - bh + 1) * (width - bw + 1))
@@ -51,7 +51,7 @@ def _clip_block(block_size, height: int, width: int) -> tuple[int, int]:
     return min(int(block_size[0]), height), min(int(block_size[1]), width)
 
 
-def drop_block_valid_region(height: int, width: int, block_size) -> np.ndarray:
+def _drop_block_valid_region(height: int, width: int, block_size) -> np.ndarray:
     """A `(height, width)` 0/1 array of the positions where a block may be seeded."""
     bh, bw = _clip_block(block_size, height, width)
     valid = np.zeros((height, width), dtype="float32")
@@ -79,9 +79,9 @@ def drop_block_mask(
     else:
         batch, height, width, channels = shape
     bh, bw = _clip_block(block_size, height, width)
-    gamma = drop_block_gamma(rate, height, width, (bh, bw))
+    gamma = _drop_block_gamma(rate, height, width, (bh, bw))
     # Seeds are drawn on the valid region only, `(H - bh + 1, W - bw + 1)`,
-    # and zero-padded to the map (the padding *is* `drop_block_valid_region`).
+    # and zero-padded to the map (the padding *is* `_drop_block_valid_region`).
     # The mask is sampled channels_last (max pooling on CPU wants NHWC) and
     # transposed afterwards: its entries are i.i.d., so the layout is free.
     noise = keras.random.uniform(

@@ -15,7 +15,7 @@ over Gaussian draws. With the inverted convention, for one output unit
            = rate / (1 - rate) * (x * x) @ (W * W)
 
 (`Var(M / keep) = keep (1 - keep) / keep**2 = rate / keep`). The same holds for
-a convolution, replacing `@` by the convolution. `gaussian_moment_sampling`
+a convolution, replacing `@` by the convolution. `_gaussian_moment_sampling`
 draws `u ~ N(E[u], Var[u])`, applies the activation and averages.
 """
 
@@ -31,7 +31,7 @@ _HALF_BITS = 11
 _LEVELS = 1 << _HALF_BITS  # 2048
 
 
-def realised_rate(rate: float) -> float:
+def _realised_rate(rate: float) -> float:
     """The drop probability `drop_connect_mask` actually realises for `rate`.
 
     `rate` rounded to a multiple of 1/2048 (|error| <= 1/4096), unless that
@@ -59,8 +59,8 @@ def drop_connect_mask(
     float32 uniform draw: its 23 random mantissa bits hold two independent
     11-bit uniform integers `k` in `[0, 2048)`, and an entry is dropped when
     `k < round(rate * 2048)`. The realised drop probability is then
-    `realised_rate(rate)` (within 1/4096 of `rate`), and kept entries are
-    scaled by `1 / (1 - realised_rate(rate))`, so `E[mask] = 1` exactly.
+    `_realised_rate(rate)` (within 1/4096 of `rate`), and kept entries are
+    scaled by `1 / (1 - _realised_rate(rate))`, so `E[mask] = 1` exactly.
     Rates the 1/2048 grid would miss by more than 1% (below about 0.05) use
     one full-precision uniform draw per entry instead.
 
@@ -71,11 +71,11 @@ def drop_connect_mask(
         dtype: dtype of the mask.
 
     Returns:
-        A tensor whose entries are `0` with probability `realised_rate(rate)`
-        and `1 / (1 - realised_rate(rate))` otherwise.
+        A tensor whose entries are `0` with probability `_realised_rate(rate)`
+        and `1 / (1 - _realised_rate(rate))` otherwise.
     """
     shape = tuple(shape)
-    p = realised_rate(rate)
+    p = _realised_rate(rate)
     scale = ops.cast(1.0 / (1.0 - p), dtype)
     if round(p * _LEVELS) != p * _LEVELS:  # off the 1/2048 grid: exact path
         noise = keras.random.uniform(shape, seed=seed, dtype="float32")
@@ -143,7 +143,7 @@ def drop_connect_matmul_per_example(inputs, kernel, rate: float, seed=None):
     return ops.reshape(outputs, tuple(ops.shape(inputs)[:-1]) + (out_dim,))
 
 
-def drop_connect_variance(inputs, kernel, rate: float, linear: Callable):
+def _drop_connect_variance(inputs, kernel, rate: float, linear: Callable):
     """Variance of a DropConnect pre-activation under the weight mask.
 
     Args:
@@ -161,7 +161,7 @@ def drop_connect_variance(inputs, kernel, rate: float, linear: Callable):
     return factor * linear(ops.square(inputs), ops.square(kernel))
 
 
-def gaussian_moment_sampling(
+def _gaussian_moment_sampling(
     mean,
     variance,
     activation: Callable | None = None,

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 
-def resolve_noise_shape(inputs, noise_shape: Sequence[int | None] | None):
+def _resolve_noise_shape(inputs, noise_shape: Sequence[int | None] | None):
     """Replaces the `None` entries of `noise_shape` by the input's dimensions.
 
     Returns `None` when `noise_shape` is `None` (a mask the input's shape).
@@ -49,5 +49,5 @@ def inverted_dropout(
     if rate == 0:
         return inputs
     return keras.random.dropout(
-        inputs, rate, noise_shape=resolve_noise_shape(inputs, noise_shape), seed=seed
+        inputs, rate, noise_shape=_resolve_noise_shape(inputs, noise_shape), seed=seed
     )

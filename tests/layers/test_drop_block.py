@@ -49,7 +49,7 @@ def test_dropped_units_form_whole_blocks_inside_the_map(block_size):
 def test_single_seed_drops_exactly_one_block():
     # gamma close to 0 except that we force one seed via the op's building
     # blocks: the valid region has (H - bs + 1)^2 positions.
-    valid = db_ops.drop_block_valid_region(9, 9, 3)
+    valid = db_ops._drop_block_valid_region(9, 9, 3)
     assert valid.sum() == 7 * 7
     assert valid[0].sum() == 0 and valid[:, -1].sum() == 0 and valid[1, 1] == 1
     seeds = np.zeros((1, 9, 9, 1), "float32")
@@ -62,10 +62,10 @@ def test_single_seed_drops_exactly_one_block():
 def test_gamma_formula():
     rate, h, w, bs = 0.1, 16, 12, 3
     expected = rate / bs**2 * (h * w) / ((h - bs + 1) * (w - bs + 1))
-    assert db_ops.drop_block_gamma(rate, h, w, bs) == pytest.approx(expected)
+    assert db_ops._drop_block_gamma(rate, h, w, bs) == pytest.approx(expected)
     # A block larger than the map is clipped: one block covers everything.
-    assert db_ops.drop_block_gamma(0.3, 5, 5, 7) == pytest.approx(0.3)
-    assert db_ops.drop_block_valid_region(5, 5, 7).sum() == 1
+    assert db_ops._drop_block_gamma(0.3, 5, 5, 7) == pytest.approx(0.3)
+    assert db_ops._drop_block_valid_region(5, 5, 7).sum() == 1
 
 
 def test_fraction_dropped_close_to_rate_and_mean_exact():

@@ -122,7 +122,7 @@ def test_fraction_of_dropped_weights_matches_rate(mask):
     rate = 0.3
     layer, x = _identity_probe(units=2000, rate=rate, mask=mask, rows=10)
     out = _np(layer(x, training=True))  # = mask / keep, one row per example
-    realised = dc_ops.realised_rate(rate)
+    realised = dc_ops._realised_rate(rate)
     assert abs(realised - rate) <= 1 / 4096
     np.testing.assert_allclose(np.unique(out), [0.0, 1.0 / (1 - realised)], rtol=1e-6)
     dropped = np.mean(out == 0)
@@ -134,10 +134,10 @@ def test_fraction_of_dropped_kernel_weights_op():
     kernel = ops.ones((300, 300))
     masked = _np(dc_ops.drop_connect_kernel(kernel, 0.7, seed=3))
     assert abs(np.mean(masked == 0) - 0.7) < 0.01
-    assert np.allclose(masked[masked != 0], 1 / (1 - dc_ops.realised_rate(0.7)))
+    assert np.allclose(masked[masked != 0], 1 / (1 - dc_ops._realised_rate(0.7)))
     # An odd last axis and the exact path of small rates (off the 1/2048 grid).
     for rate, shape in ((0.3, (301, 7)), (0.013, (400, 500))):
-        assert dc_ops.realised_rate(0.013) == 0.013
+        assert dc_ops._realised_rate(0.013) == 0.013
         mask = _np(dc_ops.drop_connect_mask(shape, rate, seed=4))
         assert mask.shape == shape
         assert abs(np.mean(mask == 0) - rate) < 5 * np.sqrt(rate / mask.size) + 1e-3

@@ -140,7 +140,9 @@ def test_mc_predict_mean_and_std_match_the_analytic_ones():
 
 
 def test_mc_predict_exports():
-    assert kerasreg.mc_predict is kerasreg.layers.mc_predict
+    # One import path: the package (defined in kerasreg.mc), not kerasreg.layers.
+    assert kerasreg.mc_predict is kerasreg.mc.mc_predict
+    assert not hasattr(kerasreg.layers, "mc_predict")
 
 
 def test_mc_predict_with_batch_shared_noise_still_gives_independent_draws():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kerasreg.layers import PCAColorAugmentation
-from kerasreg.ops import image as image_ops
+from kerasreg.ops import pca_color
 from tests import toolkit
 
 
@@ -55,8 +55,8 @@ def test_offsets_follow_the_pca_distribution():
     x = np.full((4000, 1, 1, 3), 127.5, "float32")
     out = np_(PCAColorAugmentation(stddev=stddev, seed=0)(x, training=True))
     offsets = out.reshape(-1, 3) - 127.5
-    p = np.array(image_ops.IMAGENET_PCA_EIGVEC)
-    lam = np.array(image_ops.IMAGENET_PCA_EIGVAL)
+    p = np.array(pca_color.IMAGENET_PCA_EIGVEC)
+    lam = np.array(pca_color.IMAGENET_PCA_EIGVAL)
     expected = p @ np.diag((stddev * lam * 255) ** 2) @ p.T
     np.testing.assert_allclose(np.cov(offsets.T), expected, atol=0.08 * expected[0, 0])
     np.testing.assert_allclose(offsets.mean(0), 0.0, atol=1.0)
