@@ -1,9 +1,9 @@
-"""Ready-made augmentation pipelines, and the augmentation API in one place.
+"""Ready-made augmentation pipelines: one recipe per kind of image.
 
 `pipeline(task, strength)` returns a `keras.Sequential` of augmentation
-layers chosen for a kind of image; the layers (Keras's own and kerasreg's)
-and `TestTimeAugmentation` are re-exported here, so that
-`from kerasreg import augmentation` is all an input pipeline needs.
+layers chosen for a kind of image (Keras's own and kerasreg's). The layers
+themselves live in `kerasreg.layers` (beside Keras's in `keras.layers`), and
+test-time augmentation is `kerasreg.TestTimeAugmentation`.
 """
 
 from __future__ import annotations
@@ -11,26 +11,11 @@ from __future__ import annotations
 import keras
 
 from kerasreg import utils
-from kerasreg.layers.augmentation_layer import AugmentationLayer, tensorflow_of
-from kerasreg.layers.auto_augment import AutoAugment
+from kerasreg.layers.augmentation_layer import tensorflow_of
 from kerasreg.layers.pca_color_augmentation import PCAColorAugmentation
 from kerasreg.layers.random_pixel_noise import RandomPixelNoise
-from kerasreg.layers.random_resized_crop import RandomResizedCrop
-from kerasreg.layers.random_scale_crop import RandomScaleCrop
-from kerasreg.tta import TestTimeAugmentation
 
-__all__ = [
-    "TASKS",
-    "AugmentationLayer",
-    "AugmentationPipeline",
-    "AutoAugment",
-    "PCAColorAugmentation",
-    "RandomPixelNoise",
-    "RandomResizedCrop",
-    "RandomScaleCrop",
-    "TestTimeAugmentation",
-    "pipeline",
-]
+__all__ = ["TASKS", "AugmentationPipeline", "pipeline"]
 
 #: The tasks `pipeline` knows, with the one-line reason for their recipe.
 TASKS = {

@@ -7,10 +7,7 @@ import pytest
 import kerasreg
 from kerasreg.augmentation import TASKS, AugmentationPipeline, pipeline
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as np_
 
 
 def flip_modes(aug):
@@ -19,12 +16,17 @@ def flip_modes(aug):
     ]
 
 
-def test_reexports():
-    assert kerasreg.augmentation.TestTimeAugmentation is kerasreg.TestTimeAugmentation
-    assert (
-        kerasreg.augmentation.PCAColorAugmentation
-        is kerasreg.layers.PCAColorAugmentation
-    )
+def test_one_import_path_per_name():
+    """The recipes here; the layers in `kerasreg.layers`; TTA at the top."""
+    assert sorted(kerasreg.augmentation.__all__) == [
+        "AugmentationPipeline",
+        "TASKS",
+        "pipeline",
+    ]
+    for name in ("TestTimeAugmentation", "AutoAugment", "RandomResizedCrop"):
+        assert name not in kerasreg.augmentation.__all__
+    assert "TestTimeAugmentation" in kerasreg.__all__
+    assert "PCAColorAugmentation" in kerasreg.layers.__all__
 
 
 @pytest.mark.parametrize("task", ["digits", "text"])

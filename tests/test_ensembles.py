@@ -4,7 +4,7 @@ import pytest
 
 from kerasreg.ensembles import Ensemble, bagging, snapshot_paths
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 
 def _member(seed, logits=False):

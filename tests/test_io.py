@@ -5,6 +5,7 @@ import os
 import pytest
 
 from kerasreg import _io
+from tests import toolkit
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
@@ -28,18 +29,12 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
 
 
 def test_atomic_path_docstring_example(tmp_path, monkeypatch):
-    import doctest
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its mkdtemp() folder
-
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    globs = {"atomic_path": _io.atomic_path}
-    for test in finder.find(_io.atomic_path, "atomic_path", globs=globs):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
-    assert runner.summarize(verbose=False).attempted > 0
+    toolkit.assert_docstring_examples(
+        _io.atomic_path, name="atomic_path", globs={"atomic_path": _io.atomic_path}
+    )
 
 
 def test_atomic_path_gives_the_usual_permissions(tmp_path):

@@ -3,17 +3,12 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import kerasreg
 from kerasreg.layers import LowRankDense
 from kerasreg.regularizers import ElasticNet, add_weight_regularization
 from tests import toolkit
-
-
-def _np(x):
-    return np.asarray(ops.convert_to_numpy(x))
-
+from tests.toolkit import to_numpy as _np
 
 # ---------------------------------------------------------------------------
 # ElasticNet
@@ -186,7 +181,7 @@ def test_bad_regularizer():
 
 def test_docstring_examples():
     from kerasreg import regularizers
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(regularizers)
 

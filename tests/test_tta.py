@@ -7,10 +7,7 @@ import pytest
 import kerasreg
 from kerasreg import TestTimeAugmentation
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as np_
 
 
 def classifier(size=8, classes=4, softmax=True):
@@ -157,7 +154,7 @@ def test_image_size_differs_from_the_crop():
     x = toolkit.images(2, 12, 16, 3, value_range=(0, 1))
     tta = TestTimeAugmentation(net, crops="ten", image_size=(12, 16))
     assert tta.predict(x, verbose=0).shape == (2, 4)
-    assert kerasreg.augmentation.TestTimeAugmentation is TestTimeAugmentation
+    assert kerasreg.TestTimeAugmentation is TestTimeAugmentation
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,8 @@ def cifar10_dir() -> Path:
 # ----------------------------------------------------------------------------
 
 
-def _to_numpy(x):
+def to_numpy(x):
+    """Any backend's tensor (or array) as a NumPy array."""
     import keras
 
     return np.asarray(keras.ops.convert_to_numpy(x))
@@ -149,7 +150,7 @@ def assert_symbolic_matches_eager(make_layer: Callable, x: np.ndarray, **call_kw
 
     layer = make_layer()
     symbolic = layer(keras.Input(shape=x.shape[1:], dtype=str(x.dtype)), **call_kwargs)
-    eager = _to_numpy(layer(x, **call_kwargs))
+    eager = to_numpy(layer(x, **call_kwargs))
     sym_shape = tuple(symbolic.shape)
     assert len(sym_shape) == eager.ndim, (sym_shape, eager.shape)
     for s, e in zip(sym_shape[1:], eager.shape[1:]):
@@ -177,16 +178,16 @@ def assert_save_load_roundtrip(
 
     model = _layer_model(make_layer, x)
     assert_config_roundtrip(model.layers[-1])
-    expected = _to_numpy(model(x, training=False))
+    expected = to_numpy(model(x, training=False))
     path = Path(tmp_path) / "roundtrip.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded.layers[-1]) is type(model.layers[-1])
     assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
     for a, b in zip(model.weights, loaded.weights):
-        np.testing.assert_array_equal(_to_numpy(a), _to_numpy(b))
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
     if compare_outputs:
-        got = _to_numpy(loaded(x, training=False))
+        got = to_numpy(loaded(x, training=False))
         np.testing.assert_allclose(got, expected, atol=atol, rtol=1e-6)
     return loaded
 
@@ -226,7 +227,7 @@ def assert_mixed_precision(make_layer: Callable, x: np.ndarray, *, float_output=
             out = layer(x, training=training)
             if float_output:
                 assert "float16" in str(out.dtype), out.dtype
-            assert np.all(np.isfinite(_to_numpy(out).astype("float32")))
+            assert np.all(np.isfinite(to_numpy(out).astype("float32")))
         assert_fit_step(make_layer, x)
     finally:
         keras.config.set_dtype_policy(previous)
@@ -240,7 +241,7 @@ def assert_tf_data_map(make_layer: Callable, x: np.ndarray, *, batch_size: int =
     ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
     ds = ds.map(lambda t: layer(t, training=True))
     outs = [o.numpy() for o in ds]
-    eager = _to_numpy(make_layer()(x[:batch_size], training=True))
+    eager = to_numpy(make_layer()(x[:batch_size], training=True))
     assert outs[0].shape == eager.shape, (outs[0].shape, eager.shape)
     assert all(np.all(np.isfinite(o.astype("float64"))) for o in outs)
     return outs
@@ -274,6 +275,48 @@ def assert_mirrored_strategy(make_layer: Callable, x: np.ndarray, *, batch_size=
     return model
 
 
+def assert_weights_and_seed_state(
+    make_layer: Callable,
+    x: np.ndarray,
+    *,
+    trainable_weights: int | None = None,
+    non_trainable_weights: int | None = None,
+    seed_generators: int | None = None,
+    inference_draws: bool = False,
+) -> None:
+    """Weight counts, and the seed generators' state, as Keras's layer tests do.
+
+    After the first call builds the layer, later calls create no weights; the
+    counts equal the expected ones where given. Each `SeedGenerator` the layer
+    holds advances in a training call and stays put in an inference call
+    (unless `inference_draws`, e.g. Monte-Carlo dropout).
+    """
+    import keras
+
+    layer = make_layer()
+    layer(x, training=False)
+    counts = (len(layer.trainable_weights), len(layer.non_trainable_weights))
+    layer(x, training=True)
+    assert (len(layer.trainable_weights), len(layer.non_trainable_weights)) == counts
+    if trainable_weights is not None:
+        assert counts[0] == trainable_weights, counts
+    if non_trainable_weights is not None:
+        assert counts[1] == non_trainable_weights, counts
+    generators = [
+        v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)
+    ]
+    if seed_generators is not None:
+        assert len(generators) == seed_generators, generators
+    for generator in generators:
+        before = to_numpy(generator.state)
+        layer(x, training=False)
+        after_inference = to_numpy(generator.state)
+        if not inference_draws:
+            np.testing.assert_array_equal(after_inference, before)
+        layer(x, training=True)
+        assert not np.array_equal(to_numpy(generator.state), after_inference)
+
+
 def check_layer(
     make_layer: Callable,
     x: np.ndarray,
@@ -285,8 +328,21 @@ def check_layer(
     float_output: bool = True,
     distributed: bool = True,
     batch_size: int = 4,
+    trainable_weights: int | None = None,
+    non_trainable_weights: int | None = None,
+    seed_generators: int | None = None,
+    inference_draws: bool = False,
 ) -> None:
-    """The whole layer battery: shapes, save/load, fit, XLA, fp16, tf.data, strategy."""
+    """The whole layer battery: shapes, weights and seeds, save/load, fit, XLA,
+    fp16, tf.data, strategy."""
+    assert_weights_and_seed_state(
+        make_layer,
+        x,
+        trainable_weights=trainable_weights,
+        non_trainable_weights=non_trainable_weights,
+        seed_generators=seed_generators,
+        inference_draws=inference_draws,
+    )
     assert_symbolic_matches_eager(make_layer, x)
     assert_symbolic_matches_eager(make_layer, x, training=True)
     assert_save_load_roundtrip(make_layer, x, tmp_path, compare_outputs=compare_outputs)
@@ -441,3 +497,39 @@ def arm_at(data, epoch: int):
             data.armed = e == epoch
 
     return ArmAt()
+
+
+# ----------------------------------------------------------------------------
+# Docstring examples
+# ----------------------------------------------------------------------------
+
+
+def assert_docstring_examples(target, *, name=None, globs=None) -> None:
+    """Runs the `Example:` blocks of `target`'s docstrings as doctests.
+
+    `target` is a module (every docstring in it) or one function or class. As
+    in Keras's docstrings, the examples may assume `np`, `keras` and
+    `kerasreg` are imported; a module's own names are in scope too. At least
+    one example must run, and none may fail.
+    """
+    import doctest
+
+    import keras
+
+    import kerasreg
+
+    name = name or getattr(target, "__name__", "target")
+    scope = {"np": np, "keras": keras, "kerasreg": kerasreg}
+    if isinstance(target, type(np)):  # a module
+        scope.update(vars(target))
+    scope.update(globs or {})
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
+    attempted = 0
+    for test in doctest.DocTestFinder().find(target, name, globs=scope):
+        if test.examples:
+            result = runner.run(test)
+            attempted += result.attempted
+            assert result.failed == 0, f"docstring example failed in {test.name}"
+    assert attempted > 0, f"no docstring example found in {name}"

@@ -1,14 +1,11 @@
 """The `Example:` blocks of the callbacks' and ensembles' docstrings run."""
 
-import doctest
 import importlib
 import tempfile
 
-import keras
-import numpy as np
 import pytest
 
-import kerasreg
+from tests import toolkit
 
 MODULES = [
     "kerasreg.callbacks.explosion_detector",
@@ -27,14 +24,4 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
     # pytest's temporary directory, not in /tmp or the checkout.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    module = importlib.import_module(name)
-    # As in Keras's docstrings, examples assume `keras` and `np` are imported.
-    globs = {"keras": keras, "np": np, "kerasreg": kerasreg, **vars(module)}
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    attempted = 0
-    for test in doctest.DocTestFinder().find(module, name, globs=globs):
-        if test.examples:
-            result = runner.run(test)
-            attempted += result.attempted
-            assert result.failed == 0, f"docstring example failed in {test.name}"
-    assert attempted > 0
+    toolkit.assert_docstring_examples(importlib.import_module(name))

@@ -7,7 +7,7 @@ import pytest
 
 from kerasreg.callbacks import EMAWeights, ema_decay
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 
 def _data():

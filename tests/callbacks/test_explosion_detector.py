@@ -9,7 +9,7 @@ import pytest
 import kerasreg
 from kerasreg.callbacks import ExplosionDetector, TrainingExplodedError
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 NAN, INF = math.nan, math.inf
 

@@ -10,7 +10,7 @@ from kerasreg.callbacks import (
     suggest_learning_rate,
 )
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 
 def _model(optimizer=None):

@@ -6,7 +6,7 @@ import pytest
 
 from kerasreg.callbacks import SmoothedEarlyStopping
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 NAN, INF = math.nan, math.inf
 

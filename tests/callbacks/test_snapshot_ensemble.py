@@ -16,7 +16,7 @@ from kerasreg.callbacks._train_step_hook import remove_train_step_hooks
 from kerasreg.callbacks.snapshot_ensemble import MANIFEST
 from kerasreg.ensembles import Ensemble
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 
 def _model():

@@ -6,7 +6,7 @@ import pytest
 
 from kerasreg.callbacks import SWA, update_batch_norm
 from tests import toolkit
-from tests.callbacks.strategy import mirrored_strategy
+from tests.toolkit import mirrored_strategy
 
 
 def _data():

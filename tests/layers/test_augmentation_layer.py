@@ -11,12 +11,10 @@ from kerasreg.layers import (
     RandomResizedCrop,
 )
 from tests import toolkit
+from tests.toolkit import to_numpy as np_
 
 tf = pytest.importorskip("tensorflow")
 
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 class AddOffset(AugmentationLayer):

@@ -7,11 +7,7 @@ import pytest
 from kerasreg.layers import AutoAugment
 from kerasreg.layers.auto_augment import OPERATIONS, reference_augment
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
-
+from tests.toolkit import to_numpy as np_
 
 # The paper's appendix (Cubuk et al. 2019, arXiv 1805.09501v3), typed from
 # its tables: "operation probability magnitude" for the two steps.

@@ -9,10 +9,7 @@ from kerasreg.layers import DropBlock2D
 from kerasreg.ops import drop_block as db_ops
 from tests import toolkit
 from tests.toolkit import check_layer
-
-
-def _np(x):
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as _np
 
 
 def test_toolkit(tmp_path):
@@ -133,6 +130,6 @@ def test_bad_arguments(kwargs, message):
 
 def test_docstring_examples():
     from kerasreg.layers import drop_block as module
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(module)

@@ -9,10 +9,7 @@ from kerasreg.layers import DropConnectConv2D, DropConnectDense
 from kerasreg.ops import drop_connect as dc_ops
 from tests import toolkit
 from tests.toolkit import check_layer
-
-
-def _np(x):
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as _np
 
 
 def _data(n=8, features=6, seed=0):
@@ -357,6 +354,6 @@ def test_conv_rejects_non_4d_input_at_build(shape):
 
 def test_docstring_examples():
     from kerasreg.layers import drop_connect as module
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(module)

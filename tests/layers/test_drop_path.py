@@ -3,16 +3,12 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from kerasreg.layers import DropPath
 from kerasreg.ops import drop_path
 from tests import toolkit
 from tests.toolkit import check_layer
-
-
-def _np(x):
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as _np
 
 
 def test_toolkit(tmp_path):
@@ -20,6 +16,9 @@ def test_toolkit(tmp_path):
         lambda: DropPath(0.3, seed=1),
         toolkit.images(8, 4, 4, 2, value_range=(0, 1)),
         tmp_path,
+        trainable_weights=0,
+        non_trainable_weights=0,
+        seed_generators=1,
     )
 
 
@@ -72,6 +71,6 @@ def test_bad_rate(rate):
 
 def test_docstring_examples():
     from kerasreg.layers import drop_path as module
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(module)

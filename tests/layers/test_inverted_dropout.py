@@ -3,16 +3,12 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import kerasreg
 from kerasreg.layers import DropConnectDense, InvertedDropout
 from tests import toolkit
 from tests.toolkit import check_layer
-
-
-def _np(x):
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as _np
 
 
 def test_toolkit(tmp_path):
@@ -209,13 +205,13 @@ def test_bad_arguments(kwargs, message):
 
 def test_docstring_examples():
     from kerasreg.layers import inverted_dropout as module
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(module)
 
 
 def test_mc_predict_docstring_example():
     from kerasreg import mc
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(mc)

@@ -3,15 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from kerasreg.layers import LowRankDense, LowRankReport
 from tests import toolkit
 from tests.toolkit import check_layer
-
-
-def _np(x):
-    return np.asarray(ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as _np
 
 
 def _data(n=8, features=6, seed=0):
@@ -128,6 +124,6 @@ def test_from_dense_bad_arguments():
 
 def test_docstring_examples():
     from kerasreg.layers import low_rank as module
-    from tests.layers._toolkit_ext import assert_docstring_examples
+    from tests.toolkit import assert_docstring_examples
 
     assert_docstring_examples(module)

@@ -9,10 +9,7 @@ import pytest
 from kerasreg.layers import PCAColorAugmentation
 from kerasreg.ops import pca_color
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as np_
 
 
 def mid_images(n=8, size=6, seed=0):

@@ -1,15 +1,11 @@
 """Tests for RandomPixelNoise."""
 
-import keras
 import numpy as np
 import pytest
 
 from kerasreg.layers import RandomPixelNoise
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as np_
 
 
 def test_layer_battery(tmp_path):

@@ -6,10 +6,7 @@ import pytest
 
 from kerasreg.layers import RandomResizedCrop
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as np_
 
 
 def ramp(n=6, h=16, w=24):

@@ -1,15 +1,11 @@
 """Tests for RandomScaleCrop."""
 
-import keras
 import numpy as np
 import pytest
 
 from kerasreg.layers import RandomScaleCrop
 from tests import toolkit
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from tests.toolkit import to_numpy as np_
 
 
 def test_layer_battery(tmp_path):

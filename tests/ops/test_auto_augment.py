@@ -6,7 +6,7 @@ from keras import ops
 
 from kerasreg.ops import auto_augment
 from tests import toolkit
-from tests.toolkit import _to_numpy as np_
+from tests.toolkit import to_numpy as np_
 
 
 def _pil_batch(x01, fn):

@@ -7,7 +7,7 @@ from keras import ops
 
 from kerasreg.ops import crop
 from tests import toolkit
-from tests.toolkit import _to_numpy as np_
+from tests.toolkit import to_numpy as np_
 
 
 def test_crop_and_resize_whole_image_is_identity():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerasreg.ops import noise
-from tests.toolkit import _to_numpy as np_
+from tests.toolkit import to_numpy as np_
 
 
 @pytest.mark.parametrize("mode", ["salt_and_pepper", "flip", "gaussian"])

@@ -3,7 +3,7 @@
 import numpy as np
 
 from kerasreg.ops import pca_color
-from tests.toolkit import _to_numpy as np_
+from tests.toolkit import to_numpy as np_
 
 
 def test_rgb_covariance_eigen_matches_eigh():

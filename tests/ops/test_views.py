@@ -4,7 +4,7 @@ import numpy as np
 
 from kerasreg.ops.views import tta_views
 from tests import toolkit
-from tests.toolkit import _to_numpy as np_
+from tests.toolkit import to_numpy as np_
 
 
 def test_tta_views_ten_crop_layout():
