@@ -7,24 +7,15 @@ import numpy as np
 from keras import ops
 
 from kerasreg import utils
+from kerasreg._batches import input_batches
 from kerasreg.layers.augmentation_layer import AugmentationLayer
 from kerasreg.ops import pca_color
 
 
 def _batches(data, batch_size):
-    """Yields NumPy batches from an array, a `tf.data.Dataset` or an iterable."""
-    if not hasattr(data, "as_numpy_iterator") and hasattr(data, "__array__"):
-        array = np.asarray(data)
-        if array.ndim == 3:  # a single image
-            array = array[None]
-        for start in range(0, len(array), batch_size):
-            yield array[start : start + batch_size]
-        return
-    iterator = data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data
-    for batch in iterator:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]  # (images, labels, ...)
-        elif isinstance(batch, dict):
+    """NumPy image batches of `data` (see `kerasreg._batches.input_batches`)."""
+    for batch in input_batches(data, batch_size, example_rank=3):
+        if isinstance(batch, dict):
             raise ValueError(
                 "`adapt` expects batches of images (or (images, labels) tuples), "
                 f"received a dict with keys {list(batch)}."
