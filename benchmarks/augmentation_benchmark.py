@@ -1,4 +1,4 @@
-"""Speed of the issue-3 augmentation layers and test-time augmentation.
+"""Speed of the augmentation layers and test-time augmentation.
 
 Every comparison runs both sides in this one process, on the same data; the
 sides are timed in alternation (A, B, A, B, ...) after a warm-up pass, so that

@@ -8,7 +8,7 @@ configurations are interleaved over several rounds so that a busy machine
 affects them alike. Ratios are medians over rounds of
 `time(config) / time(plain fit)` (and `/ time(Keras use_ema=True)` for EMA).
 
-Targets (issue 4): EMAWeights(update_every=1) <= 1.05x plain fit and
+Targets: EMAWeights(update_every=1) <= 1.05x plain fit and
 <= 1.05x Keras's optimizer `use_ema=True`; SnapshotEnsemble,
 SmoothedEarlyStopping and ExplosionDetector each <= 1.03x.
 

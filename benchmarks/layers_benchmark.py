@@ -1,4 +1,4 @@
-"""Speed of the issue-2 layers against the Keras layers they stand in for.
+"""Speed of the stochastic-regularization layers against the Keras layers they stand in for.
 
 Every comparison runs both sides in this one process, on the same data, with
 the same optimizer (SGD) and compile settings. Each side is a compiled

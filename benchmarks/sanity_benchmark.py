@@ -8,7 +8,7 @@ CIFAR-10-sized input) on the same random data with their own defaults, in
 alternating rounds; the script prints each time, each verdict and the median
 ratio old / new.
 
-Target (issue 16): a few times faster, and the ResNet passes the tiny
+Target: a few times faster, and the ResNet passes the tiny
 overfit (the old check failed every BatchNorm model there).
 
 Usage:
