@@ -41,12 +41,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _revisions import load_module, source_at  # noqa: E402
 
 import kerasreg  # noqa: E402
 from kerasreg.datasets import load_cifar10  # noqa: E402
@@ -118,19 +116,6 @@ class SelectAllAutoAugment(kerasreg.layers.AutoAugment):
         return reference_augment(self, images)
 
 
-def _load_module(name, source):
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(source)
-    try:
-        spec = importlib.util.spec_from_file_location(name, f.name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    finally:
-        os.unlink(f.name)
-    return module
-
-
 def load_old_autoaugment(rev):
     """The `AutoAugment` class of git revision `rev`, with that revision's ops.
 
@@ -139,24 +124,15 @@ def load_old_autoaugment(rev):
     registered for saving (the name is today's layer's).
     """
 
-    def show(path):
-        return subprocess.run(
-            ["git", "show", f"{rev}:{path}"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-
-    _load_module("kerasreg_old_image", show("kerasreg/ops/image.py"))
-    source = show("kerasreg/layers/auto_augment.py")
+    load_module("kerasreg_old_image", source_at(rev, "kerasreg/ops/image.py"))
+    source = source_at(rev, "kerasreg/layers/auto_augment.py")
     replaced = source.replace(
         "from kerasreg.ops import image as image_ops",
         "import kerasreg_old_image as image_ops",
     ).replace("@utils.register\n", "")
     if replaced.count("kerasreg_old_image") != 1:
         raise SystemExit(f"--old {rev}: its auto_augment.py does not import ops/image")
-    return _load_module("kerasreg_old_auto_augment", replaced).AutoAugment
+    return load_module("kerasreg_old_auto_augment", replaced).AutoAugment
 
 
 def drain(ds):

@@ -19,12 +19,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _revisions import load_module, source_at  # noqa: E402
 
 from kerasreg.diagnostics import sanity_check  # noqa: E402
 
@@ -62,21 +59,8 @@ def resnet8(classes: int = 10, width: int = 16) -> keras.Model:
 
 def load_old(rev: str):
     """`sanity_check` of `kerasreg/diagnostics/sanity.py` at git revision `rev`."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:kerasreg/diagnostics/sanity.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location("kerasreg.diagnostics._old", f.name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    os.unlink(f.name)
-    return module.sanity_check
+    source = source_at(rev, "kerasreg/diagnostics/sanity.py")
+    return load_module("kerasreg.diagnostics._old", source).sanity_check
 
 
 def main(argv=None) -> None:
