@@ -175,6 +175,17 @@ def grid_shape(trials):
     return trials // n_l2, n_l2
 
 
+def oracle_seed(seed: int) -> int:
+    """The oracles' seed for benchmark seed `seed`, far apart from the others'.
+
+    keras-tuner's oracles draw value k of a search with seed `s + k` (one
+    seed per sampled value), so the searches of seeds 1 and 3 would share
+    all but their first trial's values; seeds 10,007 apart share none within
+    any budget this benchmark runs.
+    """
+    return 10_007 * (seed + 1)
+
+
 def make_tuner(searcher, seed, args, directory):
     """The tuner of `searcher`, capped at `args.budget` epochs in all."""
     common = dict(
@@ -192,10 +203,10 @@ def make_tuner(searcher, seed, args, directory):
             hypermodel(),
             stages=stages,
             top_k=min(args.top_k, stage1),
-            seed=seed + 1,
+            seed=oracle_seed(seed),
             **common,
         )
-    cap = dict(epoch_budget=budget, epochs=epochs, seed=seed + 1)
+    cap = dict(epoch_budget=budget, epochs=epochs, seed=oracle_seed(seed))
     cap["max_consecutive_failed_trials"] = None
     if searcher == "random":
         oracle = budgeted(keras_tuner.oracles.RandomSearchOracle)(
@@ -295,6 +306,7 @@ def settings_of(args) -> dict:
         "batch_size": args.batch_size,
         "threshold": args.threshold,
         "backend": keras.backend.backend(),
+        "oracle_seeds": "10007 * (seed + 1)",
     }
 
 
