@@ -23,6 +23,18 @@ def bench():
     return module
 
 
+def searched(bench, tmp_path, oracle_class, **kwargs):
+    """A finished search of the synthetic bowl with a budgeted `oracle_class`."""
+    oracle = bench.budgeted(oracle_class)(
+        objective=keras_tuner.Objective("score", "max"),
+        hyperparameters=synthetic.space(),
+        **kwargs,
+    )
+    tuner = Scored(oracle=oracle, directory=str(tmp_path), project_name="p")
+    tuner.search()
+    return tuner, oracle
+
+
 class Scored(keras_tuner.Tuner):
     """Trains nothing: the score is the synthetic bowl, the 'accuracy' its negative."""
 
@@ -41,17 +53,15 @@ class Scored(keras_tuner.Tuner):
 def test_budgeted_oracles_stop_at_the_epoch_budget(
     bench, tmp_path, oracle_class, kwargs
 ):
-    cls = bench.budgeted(getattr(keras_tuner.oracles, oracle_class))
-    oracle = cls(
-        objective=keras_tuner.Objective("score", "max"),
-        hyperparameters=synthetic.space(),
+    _, oracle = searched(
+        bench,
+        tmp_path,
+        getattr(keras_tuner.oracles, oracle_class),
         epoch_budget=40,
         epochs=3,
         seed=1,
         **kwargs,
     )
-    tuner = Scored(oracle=oracle, directory=str(tmp_path), project_name="p")
-    tuner.search()
     spent = oracle.spent()
     per_trial = [
         bench.trial_epochs(t.hyperparameters.values, 3) for t in oracle.trials.values()
@@ -70,17 +80,15 @@ def test_trial_epochs_counts_what_hyperband_trains(bench):
 
 
 def test_summarise_trials_counts_epochs_until_the_threshold(bench, tmp_path):
-    cls = bench.budgeted(keras_tuner.oracles.RandomSearchOracle)
-    oracle = cls(
-        objective=keras_tuner.Objective("score", "max"),
-        hyperparameters=synthetic.space(),
+    tuner, oracle = searched(
+        bench,
+        tmp_path,
+        keras_tuner.oracles.RandomSearchOracle,
         max_trials=8,
         epoch_budget=100,
         epochs=4,
         seed=3,
     )
-    tuner = Scored(oracle=oracle, directory=str(tmp_path), project_name="p")
-    tuner.search()
     trials = sorted(oracle.trials.values(), key=lambda t: int(t.trial_id))
     scores = [t.score for t in trials]
     threshold = sorted(scores)[-3]  # reached first by one of the top three
