@@ -240,20 +240,54 @@ def make_tuner(searcher, seed, args, directory):
     return keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel(), **common)
 
 
-def summarise_trials(tuner, default_epochs, threshold):
-    """Best score, epochs spent in all, epochs until `threshold` first met."""
+def record_curves(tuner) -> dict:
+    """Makes `tuner` keep every trial's validation accuracy per epoch.
+
+    Returns the dict it fills: trial id -> list of `val_accuracy` values, one
+    per epoch trained. (keras-tuner calls `Tuner.on_epoch_end(trial, model,
+    epoch, logs)` after every epoch and passes nothing to the oracle: the
+    trials themselves keep only their best value.)
+    """
+    curves = {}
+
+    def on_epoch_end(trial, model, epoch, logs=None):
+        value = (logs or {}).get("val_accuracy")
+        curves.setdefault(trial.trial_id, []).append(
+            None if value is None else float(value)
+        )
+
+    tuner.on_epoch_end = on_epoch_end
+    return curves
+
+
+def summarise_trials(tuner, default_epochs, threshold, curves=None):
+    """Best score, epochs spent in all, epochs until `threshold` first met.
+
+    `epochs_to_threshold` is the epochs trained until the first epoch whose
+    validation accuracy reached `threshold` (the earlier trials' epochs plus
+    the epochs of this trial up to that one), read from `curves` (see
+    `record_curves`); without a trial's curve, its end counts.
+    `epochs_to_threshold_trial_end` counts the whole trial that reached it.
+    """
     oracle = tuner.oracle
+    curves = curves or {}
     trials = sorted(oracle.trials.values(), key=lambda t: int(t.trial_id))
-    spent, first = 0, None
+    spent, first, first_end = 0, None, None
     for trial in trials:
         if isinstance(oracle, CoarseToFineOracle):
             epochs = oracle.budget_of(trial.trial_id)["epochs"] or default_epochs
         else:
             epochs = trial_epochs(trial.hyperparameters.values, default_epochs)
-        spent += epochs
         score = trial.score
         if first is None and score is not None and score >= threshold:
-            first = spent
+            first_end = spent + epochs
+            curve = curves.get(trial.trial_id) or []
+            at = next(
+                (k for k, v in enumerate(curve) if v is not None and v >= threshold),
+                None,
+            )
+            first = spent + (at + 1 if at is not None else epochs)
+        spent += epochs
     scored = [
         t
         for t in trials
@@ -270,6 +304,7 @@ def summarise_trials(tuner, default_epochs, threshold):
             if not k.startswith("tuner/")
         },
         "epochs_to_threshold": first,
+        "epochs_to_threshold_trial_end": first_end,
         "epochs": spent,
         "trials": len(trials),
         "failed_trials": sum(1 for t in trials if t.status == TrialStatus.FAILED),
@@ -280,6 +315,7 @@ def run(searcher, seed, data, args, directory):
     (x_tr, y_tr), (x_val, y_val) = data
     keras.utils.set_random_seed(seed)
     tuner = make_tuner(searcher, seed, args, directory)
+    curves = record_curves(tuner)
     start = time.perf_counter()
     tuner.search(
         x_tr,
@@ -291,7 +327,11 @@ def run(searcher, seed, data, args, directory):
     )
     seconds = time.perf_counter() - start
     record = {"searcher": searcher, "seed": seed}
-    record.update(summarise_trials(tuner, args.epochs, args.threshold))
+    record.update(summarise_trials(tuner, args.epochs, args.threshold, curves))
+    record["curves"] = {
+        t: [round(v, 4) if v is not None else None for v in c]
+        for t, c in sorted(curves.items(), key=lambda kv: int(kv[0]))
+    }
     record["seconds"] = round(seconds, 1)
     return record
 

@@ -1,9 +1,9 @@
 """Coarse-to-fine random search: a keras-tuner Oracle and its thin Tuner.
 
-Stage 1 samples the declared space at random (log-uniform where
-`hp.Float(..., sampling="log")`) with a short training budget; each later
-stage narrows every range to the region of the best trials so far and samples
-again with a longer budget. The strategy lives in `CoarseToFineOracle`
+Stage 1 samples the declared space (log-uniform where
+`hp.Float(..., sampling="log")`, stratified as a Latin hypercube) with a short
+training budget; each later stage narrows every range to the region of the
+best trials so far and samples again with a longer budget. The strategy lives in `CoarseToFineOracle`
 (keras-tuner's design: a new strategy is a new `Oracle` implementing
 `populate_space`); `CoarseToFineSearch` only builds it, passes each stage's
 epochs to `fit` and scores exploding trials.
@@ -32,6 +32,7 @@ EPOCHS_KEY = "tuner/epochs"
 EXPLODED_METRIC = "exploded"
 
 DEFAULT_STAGES = ({"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10})
+DESIGNS = ("latin_hypercube", "random")
 
 # HyperParameters of a running trial -> its {"stage", "epochs"} (search
 # bookkeeping taken out of the values by `CoarseToFineSearch`).
@@ -115,7 +116,15 @@ class CoarseToFineOracle(keras_tuner.Oracle):
     """Staged random search that narrows the space to the best trials.
 
     Stage 1 draws `stages[0]["trials"]` configurations from the declared
-    space (log-uniform for `sampling="log"`, like `RandomSearch`). Before each
+    space (log-uniform for `sampling="log"`, like `RandomSearch`). With
+    `design="latin_hypercube"` (the default) the draws of a stage are
+    stratified: for every hyper-parameter, its range (in sampling space) is
+    cut into as many equal strata as the stage has trials and each stratum
+    gets exactly one trial, paired at random across hyper-parameters. A
+    short stage then covers every decade of a log range evenly instead of
+    leaving gaps where independent draws happen to cluster (Bergstra and
+    Bengio's argument for low-discrepancy designs over plain random search).
+    `design="random"` draws every value independently. Before each
     later stage the oracle waits until every trial of the stages before has
     ended (workers are told to wait, status `"IDLE"`, in the meantime), takes
     the `top_k` best completed trials so far, and narrows each hyper-parameter:
@@ -157,7 +166,14 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         margin: Widening of each narrowed numeric range, on each side, as a
             fraction of the previous stage's range width in sampling space
             (`0.1` of a 5-decade range is half a decade). Defaults to `0.1`.
-        seed: Random seed. Defaults to `None`.
+        design: How a stage's trials are spread over its ranges:
+            `"latin_hypercube"` (one trial per stratum of every
+            hyper-parameter) or `"random"` (independent draws). Defaults to
+            `"latin_hypercube"`.
+        seed: Random seed. Searches with different seeds draw independent
+            values (keras-tuner's own oracles draw value k with seed
+            `seed + k`, so seeds 1 and 2 share all values but one). Defaults
+            to `None`.
         hyperparameters: Optional `HyperParameters` to declare or override
             the space. Defaults to `None`.
         allow_new_entries: As in keras-tuner. Defaults to `True`.
@@ -195,8 +211,12 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         tune_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        design: str = "latin_hypercube",
     ):
         self.stages = _check_stages(stages)
+        if design not in DESIGNS:
+            raise utils.invalid_value("design", f"one of {list(DESIGNS)}", design)
+        self.design = design
         self.top_k = utils.check_int("top_k", top_k, 1)
         if self.top_k > self.stages[0]["trials"]:
             raise utils.invalid_value(
@@ -238,7 +258,9 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         Each is a dict with `"stage"` (1-based), `"trials"`, `"epochs"`,
         `"ranges"` (hyper-parameter name -> range dict, see
         `kerasreg.tuners.narrowing`), `"from_trials"` (ids of the top trials
-        the ranges come from; empty for stage 1) and `"exhausted"`.
+        the ranges come from; empty for stage 1), `"exhausted"` and
+        `"design"` (hyper-parameter name -> the stage's Latin-hypercube
+        quantiles, one per trial; None for `design="random"`).
         """
         return copy.deepcopy(self._stage_info)
 
@@ -295,7 +317,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             info = self._stage_info[self._stage]
             created = sum(1 for s in self._stage_of.values() if s == self._stage)
             if created < spec["trials"] and not info["exhausted"]:
-                values = self._sample_values(info)
+                values = self._sample_values(info, created)
                 if values is not None:
                     self._stage_of[trial_id] = self._stage
                     return {"status": TrialStatus.RUNNING, "values": values}
@@ -356,6 +378,13 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 else:
                     ranges[hp.name] = narrowing.narrow_choice(hp, seen)
         spec = self.stages[index]
+        design = None
+        if self.design == "latin_hypercube":
+            # Quantiles drawn once per stage and saved with it, so a resumed
+            # or distributed search hands out the same points.
+            design = narrowing.latin_hypercube(
+                sorted(ranges), spec["trials"], self._rng()
+            )
         self._stage_info.append(
             {
                 "stage": index + 1,
@@ -364,6 +393,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 "ranges": ranges,
                 "from_trials": from_trials,
                 "exhausted": False,
+                "design": design,
             }
         )
         self._stage = index
@@ -381,8 +411,21 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         done.sort(key=lambda t: t.score, reverse=self.objective.direction == "max")
         return done[: self.top_k]
 
-    def _sample_values(self, info: dict) -> dict | None:
+    def _rng(self) -> random.Random:
+        """A generator for the next draw, independent across seeds.
+
+        (`_seed_state` is the base Oracle's draw counter, saved in its state;
+        a string seed is hashed with SHA-512, so `(seed, counter)` pairs of
+        different searches never coincide as `seed + counter` does.)
+        """
+        rng = random.Random(f"CoarseToFineOracle/{self.seed}/{self._seed_state}")
+        self._seed_state += 1
+        return rng
+
+    def _sample_values(self, info: dict, index: int) -> dict | None:
+        """Values of trial number `index` (0-based) of the stage of `info`."""
         ranges = info["ranges"]
+        design = info.get("design") or {}
         collisions = 0
         while True:
             hps = HyperParameters()
@@ -395,9 +438,14 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                         full = narrowing.full_range(hp)
                         if full is not None:
                             ranges[hp.name] = full
-                    rng = random.Random(self._seed_state)
-                    hps.values[hp.name] = narrowing.sample(hp, ranges.get(hp.name), rng)
-                    self._seed_state += 1
+                    quantiles = design.get(hp.name)
+                    if not collisions and quantiles and index < len(quantiles):
+                        value = narrowing.value_at(
+                            hp, ranges[hp.name], quantiles[index]
+                        )
+                    else:  # Not in the design, or its point was taken.
+                        value = narrowing.sample(hp, ranges.get(hp.name), self._rng())
+                    hps.values[hp.name] = value
             values = dict(hps.values)
             values.update(self._bookkeeping(info["stage"] - 1))
             if self._duplicate(values):
@@ -451,6 +499,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 "stages": self.stages,
                 "top_k": self.top_k,
                 "margin": self.margin,
+                "design": self.design,
                 "stage": self._stage,
                 "stage_of": self._stage_of,
                 "stage_info": self._stage_info,
@@ -469,6 +518,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             )
         self.top_k = state["top_k"]
         self.margin = state["margin"]
+        self.design = state.get("design", "random")
         self._stage = state["stage"]
         self._stage_of = dict(state["stage_of"])
         self._stage_info = state["stage_info"]
@@ -520,6 +570,8 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         allow_new_entries: As in keras-tuner. Defaults to `True`.
         max_retries_per_trial: As in keras-tuner. Defaults to `0`.
         max_consecutive_failed_trials: As in keras-tuner. Defaults to `3`.
+        design: `"latin_hypercube"` or `"random"` (see
+            `CoarseToFineOracle`). Defaults to `"latin_hypercube"`.
         **kwargs: Any other `keras_tuner.Tuner` argument (`directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...).
 
@@ -565,6 +617,7 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        design: str = "latin_hypercube",
         **kwargs,
     ):
         if explosion_factor is not None:
@@ -586,6 +639,7 @@ class CoarseToFineSearch(keras_tuner.Tuner):
             allow_new_entries=allow_new_entries,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            design=design,
         )
         super().__init__(oracle, hypermodel, **kwargs)
 

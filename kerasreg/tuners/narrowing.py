@@ -131,13 +131,42 @@ def sample(hp: Any, range_: dict | None, rng) -> Any:
     """
     if range_ is None:
         return hp.random_sample(rng.randint(0, 2**31 - 1))
+    return value_at(hp, range_, rng.random())
+
+
+def value_at(hp: Any, range_: dict, u: float) -> Any:
+    """The value of `hp` at quantile `u` in `[0, 1)` of `range_`.
+
+    Numeric: the point a fraction `u` along the range in the sampling space
+    (so a uniform `u` gives a log-uniform value for `sampling="log"`);
+    categorical: the kept value number `floor(u * len(values))`. Equal
+    strata of `u` thus give equal strata of the range (see
+    `latin_hypercube`).
+    """
     if range_["kind"] == "numeric":
-        p = range_["low"] + (range_["high"] - range_["low"]) * rng.random()
+        p = range_["low"] + (range_["high"] - range_["low"]) * u
         if _is_int(hp) and _n_steps(hp) is None:
             p = min(p, 1.0 - _EPS)
         return hp.prob_to_value(p)
     kept = range_["values"]
-    return kept[min(int(rng.random() * len(kept)), len(kept) - 1)]
+    return kept[min(int(u * len(kept)), len(kept) - 1)]
+
+
+def latin_hypercube(names: Sequence[str], n: int, rng) -> dict:
+    """A Latin hypercube of `n` points: `{name: [u_0, ..., u_{n-1}]}`.
+
+    For every name, the `n` quantiles fall one in each of the strata
+    `[k / n, (k + 1) / n)` (uniform inside its stratum), in an order drawn
+    independently per name, so any one hyper-parameter covers its whole
+    range evenly while the pairs stay random (McKay, Beckman and Conover,
+    1979). `rng` is a `random.Random`.
+    """
+    design = {}
+    for name in names:
+        strata = list(range(n))
+        rng.shuffle(strata)
+        design[name] = [(k + rng.random()) / n for k in strata]
+    return design
 
 
 def format_range(range_: dict) -> str:

@@ -68,6 +68,8 @@ def test_lecture_budget_is_the_notes_protocol():
     assert (args.coarse_trials, args.coarse_epochs) == (100, 5)
     assert (args.fine_trials, args.fine_epochs) == (100, 5)
     assert args.batch_size == 100 and args.top_k == 10
+    assert args.momentum == 0.0  # the notes' trainer's default: plain SGD
+    assert example.parse_args([]).momentum == 0.9
     # Options given explicitly still win.
     args = example.parse_args(["--budget", "lecture", "--fine-trials", "40"])
     assert args.fine_trials == 40 and args.coarse_trials == 100
