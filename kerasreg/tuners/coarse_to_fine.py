@@ -124,7 +124,11 @@ class CoarseToFineOracle(keras_tuner.Oracle):
     short stage then covers every decade of a log range evenly instead of
     leaving gaps where independent draws happen to cluster (Bergstra and
     Bengio's argument for low-discrepancy designs over plain random search).
-    `design="random"` draws every value independently. Before each
+    `design="random"` draws every value independently. With `promote=n`,
+    each later stage first re-runs the `n` best configurations so far with
+    its own (longer) budget, then draws the rest of its trials: the best
+    region's best point is always measured at full length, and first (the
+    short runs of a coarse stage rank configurations only roughly). Before each
     later stage the oracle waits until every trial of the stages before has
     ended (workers are told to wait, status `"IDLE"`, in the meantime), takes
     the `top_k` best completed trials so far, and narrows each hyper-parameter:
@@ -170,6 +174,10 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             `"latin_hypercube"` (one trial per stratum of every
             hyper-parameter) or `"random"` (independent draws). Defaults to
             `"latin_hypercube"`.
+        promote: How many of the best configurations so far each later
+            stage re-runs first (with its own epochs), an integer in
+            `[0, top_k]`, less than every later stage's trials. Defaults to
+            `0`.
         seed: Random seed. Searches with different seeds draw independent
             values (keras-tuner's own oracles draw value k with seed
             `seed + k`, so seeds 1 and 2 share all values but one). Defaults
@@ -212,6 +220,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         design: str = "latin_hypercube",
+        promote: int = 0,
     ):
         self.stages = _check_stages(stages)
         if design not in DESIGNS:
@@ -226,6 +235,16 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 top_k,
             )
         self.margin = utils.check_float("margin", margin, 0.0)
+        later = min((s["trials"] for s in self.stages[1:]), default=1)
+        high = min(self.top_k, later - 1)
+        if not (_is_pos_int(promote) or promote == 0) or promote > high:
+            raise utils.invalid_value(
+                "promote",
+                f"an integer in [0, {high}] (at most top_k, and less than the "
+                "trials of every later stage)",
+                promote,
+            )
+        self.promote = int(promote)
         super().__init__(
             objective=objective,
             max_trials=sum(s["trials"] for s in self.stages),
@@ -258,7 +277,8 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         Each is a dict with `"stage"` (1-based), `"trials"`, `"epochs"`,
         `"ranges"` (hyper-parameter name -> range dict, see
         `kerasreg.tuners.narrowing`), `"from_trials"` (ids of the top trials
-        the ranges come from; empty for stage 1), `"exhausted"` and
+        the ranges come from; empty for stage 1), `"promoted"` (ids of the
+        earlier trials it re-runs first, see `promote`), `"exhausted"` and
         `"design"` (hyper-parameter name -> the stage's Latin-hypercube
         quantiles, one per trial; None for `design="random"`).
         """
@@ -297,6 +317,8 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                     f"  narrowed from the top {len(info['from_trials'])} trials "
                     f"{info['from_trials']}"
                 )
+            if info.get("promoted"):
+                lines.append(f"  re-runs first the best trials {info['promoted']}")
             for name, range_ in info["ranges"].items():
                 lines.append(f"  {name}: {narrowing.format_range(range_)}")
         return "\n".join(lines)
@@ -316,8 +338,14 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             spec = self.stages[self._stage]
             info = self._stage_info[self._stage]
             created = sum(1 for s in self._stage_of.values() if s == self._stage)
+            promoted = info.get("promoted") or []
+            if created < len(promoted):
+                values = dict(self.trials[promoted[created]].hyperparameters.values)
+                values.update(self._bookkeeping(self._stage))
+                self._stage_of[trial_id] = self._stage
+                return {"status": TrialStatus.RUNNING, "values": values}
             if created < spec["trials"] and not info["exhausted"]:
-                values = self._sample_values(info, created)
+                values = self._sample_values(info, created - len(promoted))
                 if values is not None:
                     self._stage_of[trial_id] = self._stage
                     return {"status": TrialStatus.RUNNING, "values": values}
@@ -378,12 +406,13 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 else:
                     ranges[hp.name] = narrowing.narrow_choice(hp, seen)
         spec = self.stages[index]
+        promoted = from_trials[: self.promote]
         design = None
         if self.design == "latin_hypercube":
             # Quantiles drawn once per stage and saved with it, so a resumed
             # or distributed search hands out the same points.
             design = narrowing.latin_hypercube(
-                sorted(ranges), spec["trials"], self._rng()
+                sorted(ranges), spec["trials"] - len(promoted), self._rng()
             )
         self._stage_info.append(
             {
@@ -392,6 +421,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 "epochs": spec["epochs"],
                 "ranges": ranges,
                 "from_trials": from_trials,
+                "promoted": promoted,
                 "exhausted": False,
                 "design": design,
             }
@@ -500,6 +530,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 "top_k": self.top_k,
                 "margin": self.margin,
                 "design": self.design,
+                "promote": self.promote,
                 "stage": self._stage,
                 "stage_of": self._stage_of,
                 "stage_info": self._stage_info,
@@ -519,6 +550,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         self.top_k = state["top_k"]
         self.margin = state["margin"]
         self.design = state.get("design", "random")
+        self.promote = state.get("promote", 0)
         self._stage = state["stage"]
         self._stage_of = dict(state["stage_of"])
         self._stage_info = state["stage_info"]
@@ -572,6 +604,8 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         max_consecutive_failed_trials: As in keras-tuner. Defaults to `3`.
         design: `"latin_hypercube"` or `"random"` (see
             `CoarseToFineOracle`). Defaults to `"latin_hypercube"`.
+        promote: Best configurations each later stage re-runs first (see
+            `CoarseToFineOracle`). Defaults to `0`.
         **kwargs: Any other `keras_tuner.Tuner` argument (`directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...).
 
@@ -618,6 +652,7 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         design: str = "latin_hypercube",
+        promote: int = 0,
         **kwargs,
     ):
         if explosion_factor is not None:
@@ -640,6 +675,7 @@ class CoarseToFineSearch(keras_tuner.Tuner):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             design=design,
+            promote=promote,
         )
         super().__init__(oracle, hypermodel, **kwargs)
 

@@ -100,6 +100,39 @@ def test_summarise_trials_counts_epochs_until_the_threshold(bench, tmp_path):
     assert record["trials"] == len(trials)
     assert not any(k.startswith("tuner/") for k in record["best_hyperparameters"])
     assert bench.summarise_trials(tuner, 4, 1e9)["epochs_to_threshold"] is None
+    # With the per-epoch curves, the count stops at the epoch that reached it.
+    curves = {t.trial_id: [t.score - 1.0, t.score, t.score, t.score] for t in trials}
+    record = bench.summarise_trials(tuner, 4, threshold, curves)
+    assert record["epochs_to_threshold"] == 4 * first + 2
+    assert record["epochs_to_threshold_trial_end"] == 4 * (first + 1)
+
+
+def test_record_curves_keeps_every_epoch_of_every_trial(bench, tmp_path):
+    import keras
+    import numpy as np
+
+    def build(hp):
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(2, activation="softmax")]
+        )
+        model.compile(
+            keras.optimizers.SGD(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    tuner = keras_tuner.RandomSearch(
+        build, "val_accuracy", max_trials=2, seed=1, directory=str(tmp_path)
+    )
+    curves = bench.record_curves(tuner)
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    tuner.search(x, y, validation_data=(x, y), epochs=3, verbose=0)
+    assert sorted(curves) == sorted(tuner.oracle.trials)
+    for trial_id, curve in curves.items():
+        assert len(curve) == 3 and all(0.0 <= v <= 1.0 for v in curve)
+        assert max(curve) == pytest.approx(tuner.oracle.trials[trial_id].score)
 
 
 def test_runs_file_refuses_other_settings_and_the_table_reads_it(bench, tmp_path):
@@ -122,5 +155,6 @@ def test_runs_file_refuses_other_settings_and_the_table_reads_it(bench, tmp_path
         bench.load_runs(path, {"budget": 60, "epochs": 5})
     table = bench.summary_table(runs, ["random", "grid"], 0.35)
     row = next(line for line in table.splitlines() if line.startswith("| random"))
-    assert "42.00% +- 2.83%" in row and "10.0 (1)" in row
+    # The search that never reached the threshold counts as its budget, 30.
+    assert "42.00% +- 2.83%" in row and "20.0, 20.0 (1)" in row
     assert "grid" not in table

@@ -145,6 +145,80 @@ def test_log_sampled_values_are_log_uniform_in_every_stage(tmp_path):
         assert abs(np.mean(u) - 0.5) < 0.08
 
 
+def _stage_quantiles(oracle, stage, name):
+    r = oracle.stage_ranges[stage - 1]["ranges"][name]
+    lo, hi = math.log10(r["min_value"]), math.log10(r["max_value"])
+    values = [
+        t.hyperparameters.values[name]
+        for t in oracle.trials.values()
+        if oracle.stage_of(t.trial_id) == stage
+    ]
+    return (np.log10(values) - lo) / (hi - lo)
+
+
+def test_latin_hypercube_stages_cover_every_stratum_once(tmp_path):
+    stages = [{"trials": 10, "epochs": 1}, {"trials": 8, "epochs": 2}]
+    oracle = _search(tmp_path, stages=stages, top_k=3).oracle
+    for stage, n in ((1, 10), (2, 8)):
+        for name in ("learning_rate", "l2"):
+            u = _stage_quantiles(oracle, stage, name)
+            strata = sorted(int(min(q, 1 - 1e-9) * n + 1e-9) for q in u)
+            assert strata == list(range(n)), (stage, name, u)
+        # The Choice is balanced too: 10 trials over 3 values, 3 or 4 each.
+        kept = oracle.stage_ranges[stage - 1]["ranges"]["activation"]["values"]
+        used = [
+            t.hyperparameters.values["activation"]
+            for t in oracle.trials.values()
+            if oracle.stage_of(t.trial_id) == stage
+        ]
+        counts = [used.count(v) for v in kept]
+        assert max(counts) - min(counts) <= 1, (stage, counts)
+    # Plain random draws leave strata empty at this size (the seed shows it).
+    rnd = _search(tmp_path / "r", stages=stages, top_k=3, design="random").oracle
+    u = _stage_quantiles(rnd, 1, "learning_rate")
+    assert len({int(q * 10) for q in u}) < 10
+
+
+def test_promote_reruns_the_best_configurations_first_with_the_new_budget(tmp_path):
+    stages = [{"trials": 8, "epochs": 1}, {"trials": 5, "epochs": 3}]
+    tuner = _search(tmp_path, stages=stages, top_k=3, promote=2)
+    oracle = tuner.oracle
+    best = sorted(
+        (t for t in oracle.trials.values() if oracle.stage_of(t.trial_id) == 1),
+        key=lambda t: t.score,
+    )[:2]
+    info = oracle.stage_ranges[1]
+    assert info["promoted"] == [t.trial_id for t in best]
+    second = [c for c in tuner.calls if c[1] == 2]
+    assert [c[2] for c in second] == [3] * 5
+    for call, old in zip(second[:2], best):
+        trial = oracle.trials[call[0]]
+        assert trial.hyperparameters.values == old.hyperparameters.values
+        assert trial.score == old.score  # the synthetic score ignores epochs
+    # The other three are new draws, a Latin hypercube of three points.
+    fresh = [oracle.trials[c[0]].hyperparameters.values for c in second[2:]]
+    assert all(v not in [t.hyperparameters.values for t in best] for v in fresh)
+    assert len(info["design"]["learning_rate"]) == 3
+    assert "re-runs first the best trials" in oracle.stage_summary()
+    assert len(oracle.trials) == 13
+
+
+@pytest.mark.parametrize("design", ["latin_hypercube", "random"])
+def test_seeds_draw_independent_values_and_a_seed_repeats_its_search(tmp_path, design):
+    def lrs(seed, where):
+        oracle = _search(tmp_path / where, seed=seed, design=design).oracle
+        return [
+            oracle.trials[t].hyperparameters.values["learning_rate"]
+            for t in sorted(oracle.trials)
+        ]
+
+    one, two, again = lrs(1, "a"), lrs(2, "b"), lrs(1, "c")
+    assert one == again
+    # keras-tuner's own seeding (value k drawn with seed + k) would make seed
+    # 2's trials seed 1's shifted by one value: here none is shared.
+    assert not set(one) & set(two)
+
+
 # ---------------------------------------------------------------------------
 # Resume and state
 # ---------------------------------------------------------------------------
@@ -180,6 +254,14 @@ def test_resume_after_interruption_continues_the_same_stage(tmp_path, interrupt_
     if interrupt_at >= 6:  # Stage 2 was open: its ranges were not recomputed.
         assert oracle.stage_ranges[1] == before[1]
     assert len(oracle.stage_ranges) == 2
+    # The resumed search is the search that was never interrupted.
+    whole = SyntheticSearch(**{**kwargs, "directory": str(tmp_path / "whole")})
+    whole.search(verbose=0)
+    assert whole.oracle.stage_ranges == oracle.stage_ranges
+    for trial_id, trial in whole.oracle.trials.items():
+        assert oracle.trials[trial_id].hyperparameters.values == (
+            trial.hyperparameters.values
+        )
 
 
 def test_state_round_trip_and_mismatched_stages(tmp_path):
@@ -474,6 +556,11 @@ def test_exploding_trial_ends_early_scores_worst_and_search_goes_on(tmp_path):
         (dict(top_k=0), "top_k"),
         (dict(margin=-0.1), "margin"),
         (dict(margin=float("nan")), "margin"),
+        (dict(design="sobol"), "design"),
+        (dict(stages=[{"trials": 5}, {"trials": 3}], top_k=2, promote=3), "promote"),
+        (dict(stages=[{"trials": 5}, {"trials": 2}], top_k=3, promote=2), "promote"),
+        (dict(promote=-1), "promote"),
+        (dict(promote=True), "promote"),
     ],
 )
 def test_bad_oracle_arguments(kwargs, match):

@@ -93,3 +93,30 @@ def test_format_range():
     hp = _hp("Float", "lr", 1e-6, 1e-1, sampling="log")
     assert narrowing.format_range(narrowing.full_range(hp)) == "[1e-06, 0.1] (log)"
     assert narrowing.format_range({"kind": "choice", "values": ["a"]}) == "{'a'}"
+
+
+def test_latin_hypercube_puts_one_point_in_every_stratum():
+    design = narrowing.latin_hypercube(["a", "b"], 12, random.Random(0))
+    assert sorted(design) == ["a", "b"]
+    for quantiles in design.values():
+        assert len(quantiles) == 12
+        assert sorted(int(u * 12) for u in quantiles) == list(range(12))
+    # Independent orders: the pairs are not the diagonal.
+    assert [int(u * 12) for u in design["a"]] != [int(u * 12) for u in design["b"]]
+    again = narrowing.latin_hypercube(["a", "b"], 12, random.Random(0))
+    assert again == design
+
+
+def test_value_at_maps_quantiles_into_the_range():
+    lr = _hp("Float", "lr", 1e-6, 1e-1, sampling="log")
+    full = narrowing.full_range(lr)
+    assert narrowing.value_at(lr, full, 0.0) == pytest.approx(1e-6)
+    assert narrowing.value_at(lr, full, 0.5) == pytest.approx(10**-3.5)
+    act = _hp("Choice", "act", ["relu", "tanh", "elu"])
+    kept = narrowing.narrow_choice(act, ["tanh", "elu"])
+    assert [narrowing.value_at(act, kept, u) for u in (0.0, 0.49, 0.5, 0.999)] == [
+        "tanh",
+        "tanh",
+        "elu",
+        "elu",
+    ]
