@@ -140,11 +140,18 @@ def _mean_at(by_lr: dict, lr: float) -> str:
 def summary(runs, variants) -> str:
     lines = [
         "| variant | best lr (grid) | best val accuracy at it, mean +- sd | "
-        "seeds | val accuracy at lr 1e-4 / 3.2e-4 / 1e-3 (means) |",
+        "seeds (whole grid) | val accuracy at lr 1e-4 / 3.2e-4 / 1e-3 (means) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for variant in variants:
         rs = [r for r in runs if r["variant"] == variant]
+        # The seeds that ran the whole grid (a `--lrs` repeat adds others).
+        full = {
+            seed
+            for seed in {r["seed"] for r in rs}
+            if len({r["lr"] for r in rs if r["seed"] == seed}) == len(LEARNING_RATES)
+        }
+        rs = [r for r in rs if r["seed"] in full]
         if not rs:
             continue
         by_lr = {}
@@ -251,7 +258,7 @@ def main(argv=None):
                     f"{r['test_accuracy']:.3f} ({r['seconds']:.0f} s)",
                     flush=True,
                 )
-    table = summary(runs, args.variants)
+    table = summary(runs, [v for v in VARIANTS if any(r["variant"] == v for r in runs)])
     print(table)
     atomic_write_text(out / "results.md", table + "\n")
     return runs
