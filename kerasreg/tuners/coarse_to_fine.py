@@ -204,7 +204,10 @@ class CoarseToFineOracle(keras_tuner.Oracle):
     Reference:
         Bergstra and Bengio, "Random Search for Hyper-Parameter Optimization",
         JMLR 2012; CS231n, "Hyperparameter optimization" (coarse-to-fine
-        search in log space).
+        search in log space); McKay, Beckman and Conover, "A Comparison of
+        Three Methods for Selecting Values of Input Variables in the Analysis
+        of Output from a Computer Code", Technometrics 1979 (Latin hypercube
+        sampling).
     """
 
     def __init__(
