@@ -173,9 +173,20 @@ def load_data(args):
     )
 
 
-def two_layer_net(reg: float = 0.0, hidden: int = 50, seed: int = 0):
-    """3072 -> 50 (ReLU) -> 10 (softmax); weights ~ N(0, 1e-4^2), zero biases."""
+def two_layer_net(
+    reg: float = 0.0, hidden: int = 50, seed: int = 0, init_std: float | None = 1e-4
+):
+    """3072 -> 50 (ReLU) -> 10 (softmax); weights ~ N(0, init_std^2), zero biases.
+
+    `init_std=None`: Keras' default Glorot-uniform weights instead. The
+    penalty is the lecture's `0.5 * reg * ||W||^2`, i.e. `L2(reg / 2)`.
+    """
     import keras
+
+    def init(seed):
+        if init_std is None:
+            return keras.initializers.GlorotUniform(seed)
+        return keras.initializers.RandomNormal(0.0, init_std, seed=seed)
 
     penalty = keras.regularizers.L2(reg / 2) if reg > 0 else None
     return keras.Sequential(
@@ -184,17 +195,13 @@ def two_layer_net(reg: float = 0.0, hidden: int = 50, seed: int = 0):
             keras.layers.Dense(
                 hidden,
                 activation="relu",
-                kernel_initializer=keras.initializers.RandomNormal(
-                    0.0, 1e-4, seed=seed
-                ),
+                kernel_initializer=init(seed),
                 kernel_regularizer=penalty,
             ),
             keras.layers.Dense(
                 10,
                 activation="softmax",
-                kernel_initializer=keras.initializers.RandomNormal(
-                    0.0, 1e-4, seed=seed + 1
-                ),
+                kernel_initializer=init(seed + 1),
                 kernel_regularizer=penalty,
             ),
         ]

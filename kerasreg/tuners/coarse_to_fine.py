@@ -3,10 +3,10 @@
 Stage 1 samples the declared space (log-uniform where
 `hp.Float(..., sampling="log")`, stratified as a Latin hypercube) with a short
 training budget; each later stage narrows every range to the region of the
-best trials so far and samples again with a longer budget. The strategy lives in `CoarseToFineOracle`
-(keras-tuner's design: a new strategy is a new `Oracle` implementing
-`populate_space`); `CoarseToFineSearch` only builds it, passes each stage's
-epochs to `fit` and scores exploding trials.
+best trials so far and samples again with a longer budget. The strategy lives
+in `CoarseToFineOracle` (keras-tuner's design: a new strategy is a new
+`Oracle` implementing `populate_space`); `CoarseToFineSearch` only builds it,
+passes each stage's epochs to `fit` and scores exploding trials.
 """
 
 from __future__ import annotations
@@ -240,7 +240,8 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         self.margin = utils.check_float("margin", margin, 0.0)
         later = min((s["trials"] for s in self.stages[1:]), default=1)
         high = min(self.top_k, later - 1)
-        if not (_is_pos_int(promote) or promote == 0) or promote > high:
+        is_count = isinstance(promote, int) and not isinstance(promote, bool)
+        if not is_count or not 0 <= promote <= high:
             raise utils.invalid_value(
                 "promote",
                 f"an integer in [0, {high}] (at most top_k, and less than the "
