@@ -15,7 +15,13 @@ learning rates, on the same 49,000 / 1,000 split, for a few seeds:
 - `momentum_0_glorot`: plain SGD from Keras' default initialisation
   (Glorot uniform) instead of N(0, 1e-4^2);
 - `momentum_0_reg_x2`: plain SGD with the penalty read as `L2(reg)` (twice
-  the notes' strength), at a large `reg` where the penalty matters.
+  the notes' strength), at a large `reg` where the penalty matters;
+- preprocessing, with plain SGD: `momentum_0_raw_pixels` (the 0-255 pixels,
+  nothing subtracted), `momentum_0_channel_mean` (one mean per colour channel
+  subtracted, as VGG does, instead of the mean image) and
+  `momentum_0_standardized` (the mean image subtracted and every pixel divided
+  by its own standard deviation, then multiplied by their mean so the inputs
+  keep the scale the learning-rate grid was set for).
 
 For each (variant, learning rate, seed) the best validation accuracy over the
 5 epochs (the notes' and keras-tuner's score) goes to
@@ -57,21 +63,50 @@ import numpy as np  # noqa: E402
 from kerasreg._io import atomic_write_text  # noqa: E402
 
 #: variant -> (momentum, per-epoch decay, initialiser ("small" or "glorot"),
-#: penalty per unit of the notes' reg, reg).
+#: penalty per unit of the notes' reg, reg, preprocessing (see `preprocess`)).
 VARIANTS = {
-    "momentum_0.9": (0.9, 0.9, "small", 0.5, 1e-3),
-    "momentum_0": (0.0, 0.9, "small", 0.5, 1e-3),
-    "momentum_0_no_decay": (0.0, 1.0, "small", 0.5, 1e-3),
-    "momentum_0_glorot": (0.0, 0.9, "glorot", 0.5, 1e-3),
-    "momentum_0_reg_x2": (0.0, 0.9, "small", 1.0, 0.3),
+    "momentum_0.9": (0.9, 0.9, "small", 0.5, 1e-3, "mean_image"),
+    "momentum_0": (0.0, 0.9, "small", 0.5, 1e-3, "mean_image"),
+    "momentum_0_no_decay": (0.0, 1.0, "small", 0.5, 1e-3, "mean_image"),
+    "momentum_0_glorot": (0.0, 0.9, "glorot", 0.5, 1e-3, "mean_image"),
+    "momentum_0_reg_x2": (0.0, 0.9, "small", 1.0, 0.3, "mean_image"),
+    "momentum_0_raw_pixels": (0.0, 0.9, "small", 0.5, 1e-3, "none"),
+    "momentum_0_channel_mean": (0.0, 0.9, "small", 0.5, 1e-3, "channel_mean"),
+    "momentum_0_standardized": (0.0, 0.9, "small", 0.5, 1e-3, "standardized"),
 }
 #: The grid: 10^-4.5 ... 10^-2.5, a quarter decade apart (the notes' fine
 #: stage searched 10^U(-4, -3)).
 LEARNING_RATES = [float(10.0 ** (-4.5 + 0.25 * k)) for k in range(9)]
 
 
+def preprocess(raw, how: str):
+    """The raw (flattened, 0-255) splits, preprocessed from training statistics."""
+    (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = raw
+    if how == "none":
+        return raw
+    if how == "channel_mean":
+        # Flattened 32 x 32 x 3 images: pixel i is in colour channel i % 3.
+        shift = np.tile(x_tr.reshape(-1, 3).mean(0), x_tr.shape[1] // 3)
+        scale = 1.0
+    else:
+        shift = x_tr.mean(0)
+        scale = 1.0
+        if how == "standardized":
+            std = x_tr.std(0)
+            scale = std.mean() / std
+        elif how != "mean_image":
+            raise ValueError(f"Unknown preprocessing. Received: how={how!r}")
+    scale = np.asarray(scale, "float32")
+    shift = shift.astype("float32")
+    return (
+        ((x_tr - shift) * scale, y_tr),
+        ((x_val - shift) * scale, y_val),
+        ((x_test - shift) * scale, y_test),
+    )
+
+
 def build(variant: str, seed: int):
-    _, _, init, penalty_scale, reg = VARIANTS[variant]
+    _, _, init, penalty_scale, reg, _ = VARIANTS[variant]
     # `two_layer_net(r)` adds `L2(r / 2)`: pass `2 * scale * reg` for `L2(scale * reg)`.
     return lecture_pipeline.two_layer_net(
         2 * penalty_scale * reg,
@@ -204,25 +239,28 @@ def main(argv=None):
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         p.error(f"--variants takes {', '.join(VARIANTS)}. Received: {unknown}")
-    data = lecture_pipeline.load_data(
+    raw = lecture_pipeline.load_data(
         SimpleNamespace(
             data_dir=args.data_dir,  # None: $KERASREG_DATA_DIR, else a download
             train_size=args.train_size,
             val_size=args.val_size,
             seed=0,  # the example's split, whatever the training seed
             quick=False,
-        )
+        ),
+        centre=False,  # each variant preprocesses the raw pixels itself
     )
     out = Path(args.output_dir)
     path = out / "runs.json"
     runs = json.loads(path.read_text()) if path.exists() else []
     print(
-        f"{len(data[0][1])} train / {len(data[1][1])} val images, backend "
+        f"{len(raw[0][1])} train / {len(raw[1][1])} val images, backend "
         f"{keras.backend.backend()}; {len(runs)} runs already in {path}",
         flush=True,
     )
+    prepared = {}  # one preprocessing at a time: 49,000 x 3,072 floats each
     for seed in args.seeds:
         for variant in args.variants:
+            how = VARIANTS[variant][5]
             for lr in LEARNING_RATES:
                 if args.lrs and not any(abs(np.log10(lr / x)) < 0.01 for x in args.lrs):
                     continue
@@ -231,7 +269,9 @@ def main(argv=None):
                     for r in runs
                 ):
                     continue
-                r = train(variant, lr, seed, data, args)
+                if how not in prepared:
+                    prepared = {how: preprocess(raw, how)}
+                r = train(variant, lr, seed, prepared[how], args)
                 runs.append(r)
                 atomic_write_text(path, json.dumps(runs, indent=1))
                 print(

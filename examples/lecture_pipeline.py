@@ -145,7 +145,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def load_data(args):
+def load_data(args, centre: bool = True):
+    """The flattened float32 train / validation / test splits.
+
+    `centre=True` (the lecture's step 1) subtracts the mean training image
+    from all three; `centre=False` returns the raw 0-255 pixels.
+    """
     import kerasreg
     import kerasreg.datasets
 
@@ -165,6 +170,8 @@ def load_data(args):
     x_train = x_train.reshape(len(x_train), -1).astype("float32")
     x_val = x_val.reshape(len(x_val), -1).astype("float32")
     x_test = x_test.reshape(len(x_test), -1).astype("float32")
+    if not centre:
+        return (x_train, y_train), (x_val, y_val), (x_test, y_test)
     mean_image = x_train.mean(0)  # Step 1: zero-centre with the training mean.
     return (
         (x_train - mean_image, y_train),
