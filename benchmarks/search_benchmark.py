@@ -9,9 +9,10 @@ may spend the same total number of training epochs (`--budget`):
 
 - `coarse_to_fine`: `kerasreg.tuners.CoarseToFineSearch`, stage 1 about a
   third of the budget in trials of `--epochs // 2` epochs (a Latin
-  hypercube), stage 2 the rest in `--epochs`-epoch trials: the best stage-1
-  configuration again, then draws inside the region of the top `--top-k`
-  (see `coarse_to_fine_plan`);
+  hypercube), stage 2 the rest in longer trials of `--fine-epochs` epochs
+  (default twice `--epochs`): the best stage-1 configuration again, then
+  draws inside the region of the top `--top-k` (default 1; see
+  `coarse_to_fine_plan`);
 - `random`: keras-tuner `RandomSearch` (log sampling), `--epochs`-epoch trials;
 - `hyperband`: keras-tuner `Hyperband` (`max_epochs=--epochs`, `factor=3`),
   as many brackets as the budget holds; the epochs a trial trains are its
@@ -188,22 +189,31 @@ def oracle_seed(seed: int) -> int:
     return 10_007 * (seed + 1)
 
 
-def coarse_to_fine_plan(budget: int, epochs: int) -> dict:
+def coarse_to_fine_plan(
+    budget: int, epochs: int, fine_epochs: int | None = None
+) -> dict:
     """`CoarseToFineSearch`'s stages (and options) for `budget` epochs.
 
     Stage 1: about a third of `budget` in trials of `epochs // 2` epochs (2
     for 5-epoch trials: a 1-epoch score ranks these configurations poorly),
     a Latin hypercube over the full ranges. Stage 2: the rest of the budget
-    in `epochs`-epoch trials, the best stage-1 configuration re-run first
-    (`promote=1`), the others drawn in the ranges of the top `--top-k`.
+    in trials of `fine_epochs` epochs (default `2 * epochs`: the coarse-to-fine
+    recipe's short coarse runs, then longer fine ones), the best stage-1
+    configuration re-run first (`promote=1`), the others drawn in the ranges
+    of the top `--top-k`. Where the rest holds fewer than two such trials,
+    stage 2 runs `epochs`-epoch trials.
     """
     short = max(1, epochs // 2)
     stage1 = max(1, round(budget / 3 / short))
-    stage2 = (budget - stage1 * short) // epochs
+    fine = 2 * epochs if fine_epochs is None else fine_epochs
+    stage2 = (budget - stage1 * short) // fine
+    if stage2 < 2:
+        fine = epochs
+        stage2 = (budget - stage1 * short) // fine
     return {
         "stages": [
             {"trials": stage1, "epochs": short},
-            {"trials": stage2, "epochs": epochs},
+            {"trials": stage2, "epochs": fine},
         ],
         "promote": 1 if stage2 > 1 else 0,
     }
@@ -219,7 +229,7 @@ def make_tuner(searcher, seed, args, directory):
     )
     budget, epochs = args.budget, args.epochs
     if searcher == "coarse_to_fine":
-        plan = coarse_to_fine_plan(budget, epochs)
+        plan = coarse_to_fine_plan(budget, epochs, args.fine_epochs)
         return CoarseToFineSearch(
             hypermodel(),
             top_k=min(args.top_k, plan["stages"][0]["trials"]),
@@ -368,7 +378,9 @@ def settings_of(args) -> dict:
         "threshold": args.threshold,
         "backend": keras.backend.backend(),
         "oracle_seeds": "10007 * (seed + 1)",
-        "coarse_to_fine": coarse_to_fine_plan(args.budget, args.epochs),
+        "coarse_to_fine": coarse_to_fine_plan(
+            args.budget, args.epochs, args.fine_epochs
+        ),
         "epochs_to_threshold": "to the first epoch at the threshold",
     }
 
@@ -448,7 +460,13 @@ def main(argv=None):
     parser.add_argument("--val-size", type=int, default=1_000)
     parser.add_argument("--budget", type=int, default=30, help="epochs per search")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of a full trial")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=int, default=1)
+    parser.add_argument(
+        "--fine-epochs",
+        type=int,
+        default=None,
+        help="epochs of a coarse-to-fine stage-2 trial (default: 2 x --epochs)",
+    )
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(20)))
     parser.add_argument("--threshold", type=float, default=0.35)

@@ -158,3 +158,25 @@ def test_runs_file_refuses_other_settings_and_the_table_reads_it(bench, tmp_path
     # The search that never reached the threshold counts as its budget, 30.
     assert "42.00% +- 2.83%" in row and "20.0, 20.0 (1)" in row
     assert "grid" not in table
+
+
+@pytest.mark.parametrize(
+    "budget, epochs, fine_epochs, expected",
+    [
+        # The default: a third in half-length trials, the rest in 2x-length ones.
+        (30, 5, None, [{"trials": 5, "epochs": 2}, {"trials": 2, "epochs": 10}]),
+        (60, 5, None, [{"trials": 10, "epochs": 2}, {"trials": 4, "epochs": 10}]),
+        (30, 5, 5, [{"trials": 5, "epochs": 2}, {"trials": 4, "epochs": 5}]),
+        # --quick: two 6-epoch trials do not fit in the 8 epochs left.
+        (12, 3, None, [{"trials": 4, "epochs": 1}, {"trials": 2, "epochs": 3}]),
+    ],
+)
+def test_coarse_to_fine_plan_spends_the_budget_with_longer_fine_trials(
+    bench, budget, epochs, fine_epochs, expected
+):
+    plan = bench.coarse_to_fine_plan(budget, epochs, fine_epochs)
+    assert plan["stages"] == expected
+    assert plan["promote"] == 1
+    assert sum(s["trials"] * s["epochs"] for s in plan["stages"]) <= budget
+    # A stage-2 trial never trains fewer epochs than a full trial of the others.
+    assert plan["stages"][1]["epochs"] >= epochs
