@@ -448,6 +448,54 @@ def summary_table(runs, searchers, threshold) -> str:
     return "\n".join(lines)
 
 
+def paired_table(runs, searchers, reference="coarse_to_fine") -> str:
+    """`reference` against every other searcher on the seeds both ran.
+
+    The same seed gives every searcher the same initialisation and data, so
+    differences per seed cancel that noise: the mean difference of the best
+    validation accuracy with its standard error, the seeds `reference` wins,
+    and the mean difference of the epochs to the threshold (never reached:
+    the budget, as in `to_threshold`; negative is fewer for `reference`).
+    """
+    by = {(r["searcher"], r["seed"]): r for r in runs}
+    lines = [
+        f"| {reference} against | seeds | best val accuracy: mean difference "
+        "(standard error) | seeds better / tied / worse | epochs to the threshold: "
+        "mean difference | fewer / tied / more |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def to_thr(r):
+        return r["epochs_to_threshold"] or r["epochs"]
+
+    for other in searchers:
+        if other == reference:
+            continue
+        seeds = sorted(
+            seed for (name, seed) in by if name == other and (reference, seed) in by
+        )
+        if not seeds:
+            continue
+        acc = [
+            by[(reference, s)]["best_val_accuracy"]
+            - by[(other, s)]["best_val_accuracy"]
+            for s in seeds
+        ]
+        ep = [to_thr(by[(reference, s)]) - to_thr(by[(other, s)]) for s in seeds]
+        se = statistics.stdev(acc) / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
+
+        def count(xs, sign):
+            return sum(1 for x in xs if (x > 1e-9, abs(x) <= 1e-9, x < -1e-9)[sign])
+
+        lines.append(
+            f"| {other} | {len(seeds)} | {statistics.mean(acc):+.2%} ({se:.2%}) | "
+            f"{count(acc, 0)} / {count(acc, 1)} / {count(acc, 2)} | "
+            f"{statistics.mean(ep):+.1f} | "
+            f"{count(ep, 2)} / {count(ep, 1)} / {count(ep, 0)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -521,6 +569,8 @@ def main(argv=None):
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     table = summary_table(runs, args.searchers, args.threshold)
+    if "coarse_to_fine" in args.searchers and len(args.searchers) > 1:
+        table += "\n\n" + paired_table(runs, args.searchers)
     print()
     print(table)
     atomic_write_text(out / "results.md", table + "\n")

@@ -180,3 +180,28 @@ def test_coarse_to_fine_plan_spends_the_budget_with_longer_fine_trials(
     assert sum(s["trials"] * s["epochs"] for s in plan["stages"]) <= budget
     # A stage-2 trial never trains fewer epochs than a full trial of the others.
     assert plan["stages"][1]["epochs"] >= epochs
+
+
+def test_paired_table_compares_seed_by_seed(bench):
+    def rec(searcher, seed, acc, to):
+        return {
+            "searcher": searcher,
+            "seed": seed,
+            "best_val_accuracy": acc,
+            "epochs_to_threshold": to,
+            "epochs": 30,
+        }
+
+    runs = [
+        rec("coarse_to_fine", 0, 0.45, 12),
+        rec("coarse_to_fine", 1, 0.43, 13),
+        rec("coarse_to_fine", 2, 0.44, 11),  # grid has no seed 2: left out
+        rec("grid", 0, 0.44, 12),
+        rec("grid", 1, 0.43, None),  # never reached: counts as the budget, 30
+    ]
+    table = bench.paired_table(runs, ["coarse_to_fine", "grid", "random"])
+    rows = [line for line in table.splitlines() if line.startswith("| grid")]
+    # +0.5 points on average (differences +1 and 0), standard error 0.5;
+    # 1 better, 1 tie; epochs (12 - 12, 13 - 30) / 2 = -8.5: 1 fewer, 1 tied.
+    assert rows == ["| grid | 2 | +0.50% (0.50%) | 1 / 1 / 0 | -8.5 | 1 / 1 / 0 |"]
+    assert "| random" not in table  # no runs: no row
