@@ -233,6 +233,7 @@ def make_tuner(searcher, seed, args, directory):
         return CoarseToFineSearch(
             hypermodel(),
             top_k=min(args.top_k, plan["stages"][0]["trials"]),
+            rank_by=args.rank_by,
             **plan,
             seed=oracle_seed(seed),
             **common,
@@ -374,6 +375,7 @@ def settings_of(args) -> dict:
         "budget": args.budget,
         "epochs": args.epochs,
         "top_k": args.top_k,
+        "rank_by": args.rank_by,
         "batch_size": args.batch_size,
         "threshold": args.threshold,
         "backend": keras.backend.backend(),
@@ -509,6 +511,12 @@ def main(argv=None):
     parser.add_argument("--budget", type=int, default=30, help="epochs per search")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of a full trial")
     parser.add_argument("--top-k", type=int, default=1)
+    parser.add_argument(
+        "--rank-by",
+        choices=["best", "last"],
+        default="best",
+        help="what ranks coarse-to-fine's stage-1 trials (CoarseToFineOracle rank_by)",
+    )
     parser.add_argument(
         "--fine-epochs",
         type=int,

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras_tuner
+import numpy as np
 from keras_tuner.engine.hyperparameters import HyperParameters
 from keras_tuner.engine.trial import TrialStatus
 
@@ -30,9 +31,13 @@ from kerasreg.tuners import narrowing
 STAGE_KEY = "tuner/stage"
 EPOCHS_KEY = "tuner/epochs"
 EXPLODED_METRIC = "exploded"
+#: The objective at a trial's last epoch, which `CoarseToFineSearch` reports
+#: beside its best epoch's metrics for `rank_by="last"`.
+LAST_METRIC = "objective_at_last_epoch"
 
 DEFAULT_STAGES = ({"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10})
 DESIGNS = ("latin_hypercube", "random")
+RANKINGS = ("best", "last")
 
 # HyperParameters of a running trial -> its {"stage", "epochs"} (search
 # bookkeeping taken out of the values by `CoarseToFineSearch`).
@@ -178,6 +183,16 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             stage re-runs first (with its own epochs), an integer in
             `[0, top_k]`, less than every later stage's trials. Defaults to
             `0`.
+        rank_by: What ranks the trials that define (and are promoted to)
+            the next stage: `"best"`, the trial's score (its best epoch, as
+            keras-tuner scores every trial), or `"last"`, the objective at
+            the trial's last epoch: where a short run was heading when its
+            budget ran out, as successive halving ranks its runs. `"last"`
+            passes over a short run whose one lucky epoch came before its
+            curve fell (a learning rate too high to last a longer run).
+            Either way, a trial whose ranking value is not finite never
+            counts. The reported best trial is always the best-scored one.
+            Defaults to `"best"`.
         seed: Random seed. Searches with different seeds draw independent
             values (keras-tuner's own oracles draw value k with seed
             `seed + k`, so seeds 1 and 2 share all values but one). Defaults
@@ -224,8 +239,12 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         max_consecutive_failed_trials: int = 3,
         design: str = "latin_hypercube",
         promote: int = 0,
+        rank_by: str = "best",
     ):
         self.stages = _check_stages(stages)
+        if rank_by not in RANKINGS:
+            raise utils.invalid_value("rank_by", f"one of {list(RANKINGS)}", rank_by)
+        self.rank_by = rank_by
         if design not in DESIGNS:
             raise utils.invalid_value("design", f"one of {list(DESIGNS)}", design)
         self.design = design
@@ -434,16 +453,25 @@ class CoarseToFineOracle(keras_tuner.Oracle):
 
     def _top_trials(self, index: int) -> list:
         done = [
-            self.trials[t]
+            (self.trials[t], self._rank_value(self.trials[t]))
             for t, s in self._stage_of.items()
             if s < index
             and t in self.trials
             and self.trials[t].status == TrialStatus.COMPLETED
-            and self.trials[t].score is not None
-            and math.isfinite(self.trials[t].score)
         ]
-        done.sort(key=lambda t: t.score, reverse=self.objective.direction == "max")
-        return done[: self.top_k]
+        done = [(t, v) for t, v in done if v is not None and math.isfinite(v)]
+        done.sort(key=lambda tv: tv[1], reverse=self.objective.direction == "max")
+        return [t for t, _ in done[: self.top_k]]
+
+    def _rank_value(self, trial) -> float | None:
+        """The value `rank_by` ranks `trial` by (None: it cannot count)."""
+        if trial.score is None or not math.isfinite(trial.score):
+            return None  # Failed to report, or exploded (scored the worst).
+        if self.rank_by == "best":
+            return trial.score
+        if not trial.metrics.exists(LAST_METRIC):
+            return trial.score  # A custom run_trial that reported no curve.
+        return float(trial.metrics.get_last_value(LAST_METRIC))
 
     def _rng(self) -> random.Random:
         """A generator for the next draw, independent across seeds.
@@ -535,6 +563,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
                 "margin": self.margin,
                 "design": self.design,
                 "promote": self.promote,
+                "rank_by": self.rank_by,
                 "stage": self._stage,
                 "stage_of": self._stage_of,
                 "stage_info": self._stage_info,
@@ -555,6 +584,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         self.margin = state["margin"]
         self.design = state.get("design", "random")
         self.promote = state.get("promote", 0)
+        self.rank_by = state.get("rank_by", "best")
         self._stage = state["stage"]
         self._stage_of = dict(state["stage_of"])
         self._stage_info = state["stage_info"]
@@ -610,6 +640,9 @@ class CoarseToFineSearch(keras_tuner.Tuner):
             `CoarseToFineOracle`). Defaults to `"latin_hypercube"`.
         promote: Best configurations each later stage re-runs first (see
             `CoarseToFineOracle`). Defaults to `0`.
+        rank_by: `"best"` (the trials' scores) or `"last"` (the objective at
+            their last epoch) ranks the trials that define the next stage
+            (see `CoarseToFineOracle`). Defaults to `"best"`.
         **kwargs: Any other `keras_tuner.Tuner` argument (`directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...).
 
@@ -657,6 +690,7 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         max_consecutive_failed_trials: int = 3,
         design: str = "latin_hypercube",
         promote: int = 0,
+        rank_by: str = "best",
         **kwargs,
     ):
         if explosion_factor is not None:
@@ -680,6 +714,7 @@ class CoarseToFineSearch(keras_tuner.Tuner):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             design=design,
             promote=promote,
+            rank_by=rank_by,
         )
         super().__init__(oracle, hypermodel, **kwargs)
 
@@ -715,19 +750,22 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         # keras-tuner's per-execution hook, private (its public `run_trial`
         # sees the callbacks before they are deep-copied per execution): add a
         # fresh detector to this execution's copies, to read after fit.
-        if self.explosion_factor is None:
-            return super()._build_and_fit_model(trial, *args, **kwargs)
-        from kerasreg.callbacks import ExplosionDetector
+        detector = None
+        if self.explosion_factor is not None:
+            from kerasreg.callbacks import ExplosionDetector
 
-        # The reference is the first batch's cost: the cost before training
-        # moved the weights, which is what "its initial cost" means here.
-        detector = ExplosionDetector(
-            monitor="loss", factor=self.explosion_factor, warmup_batches=1, verbose=0
-        )
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [detector]
+            # The reference is the first batch's cost: the cost before training
+            # moved the weights, which is what "its initial cost" means here.
+            detector = ExplosionDetector(
+                monitor="loss",
+                factor=self.explosion_factor,
+                warmup_batches=1,
+                verbose=0,
+            )
+            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [detector]
         results = super()._build_and_fit_model(trial, *args, **kwargs)
-        if not detector.exploded:
-            return results
+        if detector is None or not detector.exploded:
+            return self._with_last_value(results)
         objective = self.oracle.objective
         directions = getattr(objective, "name_to_direction", None) or {
             objective.name: objective.direction
@@ -736,6 +774,40 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         worst[EXPLODED_METRIC] = 1.0
         trial.message = detector.message
         return worst
+
+    def _with_last_value(self, results):
+        """A History as keras-tuner reads it, plus the objective's last value.
+
+        keras-tuner reports a trial by its best epoch's metrics; for
+        `rank_by="last"` the oracle also needs where the curve ended. Other
+        results (a custom `run_trial`'s dict or number) pass unchanged, as
+        does every result for `rank_by="best"`.
+        """
+        objective = self.oracle.objective
+        history = getattr(results, "history", None)
+        if (
+            getattr(self.oracle, "rank_by", "best") != "last"
+            or not isinstance(history, dict)
+            or objective.name not in history
+            or not history[objective.name]
+        ):
+            return results
+        curve = np.asarray(history[objective.name], dtype="float64")
+        finite = np.where(np.isfinite(curve), curve, np.nan)
+        if np.all(np.isnan(finite)):
+            return results
+        best = int(
+            np.nanargmax(finite)
+            if objective.direction == "max"
+            else np.nanargmin(finite)
+        )
+        metrics = {
+            name: float(values[best])
+            for name, values in history.items()
+            if len(values) > best
+        }
+        metrics[LAST_METRIC] = float(curve[-1])
+        return metrics
 
     def results_summary(self, num_trials: int = 10):
         """Prints every stage's ranges, then keras-tuner's best trials."""

@@ -19,7 +19,7 @@ from kerasreg.tuners import (
     trial_epochs,
     trial_stage,
 )
-from kerasreg.tuners.coarse_to_fine import EXPLODED_METRIC
+from kerasreg.tuners.coarse_to_fine import EXPLODED_METRIC, LAST_METRIC
 from tests import toolkit
 from tests.tuners.synthetic import OPTIMUM, SyntheticSearch, objective_value
 
@@ -561,6 +561,7 @@ def test_exploding_trial_ends_early_scores_worst_and_search_goes_on(tmp_path):
         (dict(stages=[{"trials": 5}, {"trials": 2}], top_k=3, promote=2), "promote"),
         (dict(promote=-1), "promote"),
         (dict(promote=True), "promote"),
+        (dict(rank_by="mean"), "rank_by"),
     ],
 )
 def test_bad_oracle_arguments(kwargs, match):
@@ -679,3 +680,60 @@ def test_trial_epochs_reads_hyperband_bookkeeping():
     assert trial_epochs(hp) is None and trial_stage(hp) is None
     hp.values["tuner/epochs"] = 4
     assert trial_epochs(hp, default=1) == 4
+
+
+class _PeakThenFall(SyntheticSearch):
+    """Reports a curve whose best epoch and last epoch rank trials oppositely."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        super().run_trial(trial, *args, **kwargs)
+        peak = math.log10(trial.hyperparameters.values["learning_rate"])
+        # The higher the learning rate, the higher the peak, the lower the end.
+        return {"score": peak, LAST_METRIC: -peak}
+
+
+@pytest.mark.parametrize("rank_by", ["best", "last"])
+def test_rank_by_chooses_the_next_stage_by_best_or_last_epoch(tmp_path, rank_by):
+    stages = [{"trials": 6, "epochs": 2}, {"trials": 3, "epochs": 4}]
+    tuner = _PeakThenFall(
+        directory=str(tmp_path),
+        project_name="p",
+        objective=keras_tuner.Objective("score", "max"),
+        stages=stages,
+        top_k=2,
+        promote=1,
+        rank_by=rank_by,
+        seed=3,
+    )
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    first = [t for t in oracle.trials.values() if oracle.stage_of(t.trial_id) == 1]
+    lr = {t.trial_id: t.hyperparameters.values["learning_rate"] for t in first}
+    order = sorted(lr, key=lr.get, reverse=rank_by == "best")
+    info = oracle.stage_ranges[1]
+    assert info["from_trials"] == order[:2]
+    assert info["promoted"] == order[:1]
+    # The reported best is still the best-scored trial, whatever ranks stages.
+    best = tuner.get_best_hyperparameters()[0].values["learning_rate"]
+    assert best == max(
+        t.hyperparameters.values["learning_rate"] for t in oracle.trials.values()
+    )
+    state = oracle.get_state()
+    assert state["rank_by"] == rank_by
+
+
+def test_search_reports_the_last_epoch_only_for_rank_by_last(tmp_path):
+    history = keras.callbacks.History()
+    history.history = {
+        "loss": [2.0, 1.0, 3.0],
+        "val_accuracy": [0.2, 0.5, float("nan")],
+    }
+    kwargs = dict(objective="val_accuracy", directory=str(tmp_path))
+    last = CoarseToFineSearch(_build, project_name="last", rank_by="last", **kwargs)
+    metrics = last._with_last_value(history)
+    # The best epoch's metrics, as keras-tuner reads a History, plus the end.
+    assert metrics["val_accuracy"] == 0.5 and metrics["loss"] == 1.0
+    assert math.isnan(metrics[LAST_METRIC])
+    best = CoarseToFineSearch(_build, project_name="best", **kwargs)
+    assert best._with_last_value(history) is history
+    assert last._with_last_value({"val_accuracy": 0.3}) == {"val_accuracy": 0.3}
