@@ -11,8 +11,9 @@ may spend the same total number of training epochs (`--budget`):
   third of the budget in trials of `--epochs // 2` epochs (a Latin
   hypercube), stage 2 the rest in longer trials of `--fine-epochs` epochs
   (default twice `--epochs`): the best stage-1 configuration again, then
-  draws inside the region of the top `--top-k` (default 1; see
-  `coarse_to_fine_plan`);
+  draws inside the region of the top `--top-k` (default 1), the stage-1
+  trials ranked by their last epoch (`--rank-by last`, the oracle's
+  `rank_by`; see `coarse_to_fine_plan`);
 - `random`: keras-tuner `RandomSearch` (log sampling), `--epochs`-epoch trials;
 - `hyperband`: keras-tuner `Hyperband` (`max_epochs=--epochs`, `factor=3`),
   as many brackets as the budget holds; the epochs a trial trains are its
@@ -514,7 +515,7 @@ def main(argv=None):
     parser.add_argument(
         "--rank-by",
         choices=["best", "last"],
-        default="best",
+        default="last",
         help="what ranks coarse-to-fine's stage-1 trials (CoarseToFineOracle rank_by)",
     )
     parser.add_argument(
