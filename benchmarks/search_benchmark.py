@@ -201,16 +201,22 @@ def coarse_to_fine_plan(
     in trials of `fine_epochs` epochs (default `2 * epochs`: the coarse-to-fine
     recipe's short coarse runs, then longer fine ones), the best stage-1
     configuration re-run first (`promote=1`), the others drawn in the ranges
-    of the top `--top-k`. Where the rest holds fewer than two such trials,
-    stage 2 runs `epochs`-epoch trials.
+    of the top `--top-k`. Where the rest holds fewer than two trials of the
+    default length, stage 2 runs `epochs`-epoch trials; an explicit
+    `fine_epochs` is kept (at least one trial of it must fit).
     """
     short = max(1, epochs // 2)
     stage1 = max(1, round(budget / 3 / short))
+    rest = budget - stage1 * short
     fine = 2 * epochs if fine_epochs is None else fine_epochs
-    stage2 = (budget - stage1 * short) // fine
-    if stage2 < 2:
+    if fine_epochs is None and rest // fine < 2:
         fine = epochs
-        stage2 = (budget - stage1 * short) // fine
+    stage2 = rest // fine if fine >= 1 else 0
+    if stage2 < 1:
+        raise ValueError(
+            f"No fine trial of {fine} epochs fits the {rest} epochs that stage 1 "
+            f"leaves of budget={budget}. Received: fine_epochs={fine_epochs}"
+        )
     return {
         "stages": [
             {"trials": stage1, "epochs": short},
@@ -415,9 +421,10 @@ def spread(values):
 def to_threshold(runs) -> tuple[float, float, int]:
     """Epochs to the threshold over seeds: mean, median, and how many never.
 
-    A search that never reached it counts as its whole budget (`epochs`), a
-    lower bound of what it would have needed: leaving it out would reward a
-    searcher for its failures.
+    A search that never reached it counts as all the epochs it spent
+    (`epochs`: the budget, or less where the next trial would not fit, as
+    Hyperband's 26 of 30), a lower bound of what it would have needed:
+    leaving it out would reward a searcher for its failures.
     """
     values = [
         r["epochs_to_threshold"] if r["epochs_to_threshold"] else r["epochs"]
@@ -431,7 +438,7 @@ def summary_table(runs, searchers, threshold) -> str:
     lines = [
         "| search | seeds | best val accuracy, mean +- sd | min - max | epochs to "
         f"first >= {threshold:.0%}: mean, median (never reached: counted as the "
-        "budget) | epochs spent | time per search |",
+        "epochs spent) | epochs spent | time per search |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for searcher in searchers:

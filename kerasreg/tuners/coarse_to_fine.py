@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras_tuner
-import numpy as np
 from keras_tuner.engine.hyperparameters import HyperParameters
 from keras_tuner.engine.trial import TrialStatus
 
@@ -190,9 +189,13 @@ class CoarseToFineOracle(keras_tuner.Oracle):
             budget ran out, as successive halving ranks its runs. `"last"`
             passes over a short run whose one lucky epoch came before its
             curve fell (a learning rate too high to last a longer run).
-            Either way, a trial whose ranking value is not finite never
-            counts. The reported best trial is always the best-scored one.
-            Defaults to `"best"`.
+            `"last"` reads the `LAST_METRIC` that `CoarseToFineSearch`
+            reports for every trial (a multi-objective: its signed sum, as
+            keras-tuner combines one); a trial without it (a custom
+            `run_trial`'s own results) is ranked by its score, with a
+            warning. Either way, a trial whose ranking value is not finite
+            never counts. The reported best trial is always the best-scored
+            one. Defaults to `"best"`.
         seed: Random seed. Searches with different seeds draw independent
             values (keras-tuner's own oracles draw value k with seed
             `seed + k`, so seeds 1 and 2 share all values but one). Defaults
@@ -281,6 +284,7 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         self._stage = 0  # Index of the current stage.
         self._stage_of = {}  # trial_id -> stage index.
         self._stage_info = []  # One record per opened stage.
+        self._warned_no_last = False
 
     # -- public views ------------------------------------------------------
 
@@ -470,7 +474,17 @@ class CoarseToFineOracle(keras_tuner.Oracle):
         if self.rank_by == "best":
             return trial.score
         if not trial.metrics.exists(LAST_METRIC):
-            return trial.score  # A custom run_trial that reported no curve.
+            if not self._warned_no_last:
+                self._warned_no_last = True
+                warnings.warn(
+                    f"CoarseToFineOracle: rank_by='last' found no "
+                    f"{LAST_METRIC!r} in trial {trial.trial_id}'s metrics (a "
+                    "run_trial that returns its own results reports none; "
+                    "`CoarseToFineSearch` adds it to every History): such trials "
+                    "are ranked by their score.",
+                    stacklevel=4,
+                )
+            return trial.score
         return float(trial.metrics.get_last_value(LAST_METRIC))
 
     def _rng(self) -> random.Random:
@@ -776,38 +790,28 @@ class CoarseToFineSearch(keras_tuner.Tuner):
         return worst
 
     def _with_last_value(self, results):
-        """A History as keras-tuner reads it, plus the objective's last value.
+        """`results` with the objective's value at the last epoch added.
 
-        keras-tuner reports a trial by its best epoch's metrics; for
-        `rank_by="last"` the oracle also needs where the curve ended. Other
-        results (a custom `run_trial`'s dict or number) pass unchanged, as
-        does every result for `rank_by="best"`.
+        keras-tuner reports a trial by its best epoch's metrics; the oracle's
+        `rank_by="last"` also needs where the curve ended. For a History the
+        value goes in as one more metric, constant over the epochs
+        (`LAST_METRIC`), so keras-tuner's own conversion (best epoch, best
+        step, the average over executions) is unchanged. It is added for
+        every `rank_by`: on a worker of a distributed search the oracle is a
+        client that does not know the chief's `rank_by`. Other results (a
+        custom `run_trial`'s dict or number) pass unchanged.
         """
-        objective = self.oracle.objective
         history = getattr(results, "history", None)
-        if (
-            getattr(self.oracle, "rank_by", "best") != "last"
-            or not isinstance(history, dict)
-            or objective.name not in history
-            or not history[objective.name]
-        ):
+        if not isinstance(history, dict) or not history:
             return results
-        curve = np.asarray(history[objective.name], dtype="float64")
-        finite = np.where(np.isfinite(curve), curve, np.nan)
-        if np.all(np.isnan(finite)):
+        objective = self.oracle.objective
+        n = max(len(v) for v in history.values())
+        logs = {k: v[-1] for k, v in history.items() if len(v) == n}
+        if not objective.has_value(logs):
             return results
-        best = int(
-            np.nanargmax(finite)
-            if objective.direction == "max"
-            else np.nanargmin(finite)
-        )
-        metrics = {
-            name: float(values[best])
-            for name, values in history.items()
-            if len(values) > best
-        }
-        metrics[LAST_METRIC] = float(curve[-1])
-        return metrics
+        # `get_value` sums a multi-objective's parts, signed by direction.
+        history[LAST_METRIC] = [float(objective.get_value(logs))] * n
+        return results
 
     def results_summary(self, num_trials: int = 10):
         """Prints every stage's ranges, then keras-tuner's best trials."""

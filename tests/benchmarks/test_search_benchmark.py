@@ -182,6 +182,14 @@ def test_coarse_to_fine_plan_spends_the_budget_with_longer_fine_trials(
     assert plan["stages"][1]["epochs"] >= epochs
 
 
+def test_coarse_to_fine_plan_keeps_an_explicit_fine_length_or_refuses(bench):
+    plan = bench.coarse_to_fine_plan(30, 5, 20)  # one 20-epoch trial fits
+    assert plan["stages"][1] == {"trials": 1, "epochs": 20} and plan["promote"] == 0
+    for fine in (0, 21):
+        with pytest.raises(ValueError, match=f"fine_epochs={fine}"):
+            bench.coarse_to_fine_plan(30, 5, fine)
+
+
 def test_paired_table_compares_seed_by_seed(bench):
     def rec(searcher, seed, acc, to):
         return {

@@ -650,6 +650,10 @@ def test_best_hyperparameters_are_only_the_searched_ones(tmp_path, capsys):
     oracle = tuner.oracle
     for trial in oracle.trials.values():
         assert sorted(trial.hyperparameters.values) == ["learning_rate", "units"]
+        # fit's History reached the oracle with the last epoch's objective
+        # (rank_by="last" reads it) beside keras-tuner's best-epoch metrics.
+        last = trial.metrics.get_last_value(LAST_METRIC)
+        assert 0.0 <= last <= trial.score
     stages = sorted(oracle.stage_of(t) for t in oracle.trials)
     assert stages == [1, 1, 2, 3]
     assert [oracle.budget_of(t)["epochs"] for t in sorted(oracle.trials)][-1] is None
@@ -722,18 +726,61 @@ def test_rank_by_chooses_the_next_stage_by_best_or_last_epoch(tmp_path, rank_by)
     assert state["rank_by"] == rank_by
 
 
-def test_search_reports_the_last_epoch_only_for_rank_by_last(tmp_path):
+def test_search_adds_the_last_epoch_to_every_history(tmp_path):
     history = keras.callbacks.History()
     history.history = {
         "loss": [2.0, 1.0, 3.0],
-        "val_accuracy": [0.2, 0.5, float("nan")],
+        "val_accuracy": [0.2, 0.5, 0.4],
     }
-    kwargs = dict(objective="val_accuracy", directory=str(tmp_path))
-    last = CoarseToFineSearch(_build, project_name="last", rank_by="last", **kwargs)
-    metrics = last._with_last_value(history)
-    # The best epoch's metrics, as keras-tuner reads a History, plus the end.
-    assert metrics["val_accuracy"] == 0.5 and metrics["loss"] == 1.0
-    assert math.isnan(metrics[LAST_METRIC])
-    best = CoarseToFineSearch(_build, project_name="best", **kwargs)
-    assert best._with_last_value(history) is history
-    assert last._with_last_value({"val_accuracy": 0.3}) == {"val_accuracy": 0.3}
+    # Added whatever rank_by: a worker's tuner does not know the chief's.
+    tuner = CoarseToFineSearch(
+        _build, objective="val_accuracy", directory=str(tmp_path), project_name="a"
+    )
+    assert tuner._with_last_value(history) is history
+    assert history.history[LAST_METRIC] == [0.4] * 3
+    assert tuner._with_last_value({"val_accuracy": 0.3}) == {"val_accuracy": 0.3}
+    # A multi-objective: keras-tuner's signed sum at the last epoch.
+    multi = CoarseToFineSearch(
+        _build,
+        objective=[
+            keras_tuner.Objective("val_accuracy", "max"),
+            keras_tuner.Objective("loss", "min"),
+        ],
+        directory=str(tmp_path),
+        project_name="b",
+    )
+    history.history.pop(LAST_METRIC)
+    multi._with_last_value(history)
+    assert history.history[LAST_METRIC] == [pytest.approx(3.0 - 0.4)] * 3
+
+
+def test_rank_by_last_excludes_a_trial_whose_last_epoch_is_nan(tmp_path):
+    class _NanEnd(SyntheticSearch):
+        # The higher the learning rate the better, both at the best and at
+        # the last epoch, but above 1e-3 the last epoch is NaN (diverged).
+        def run_trial(self, trial, *args, **kwargs):
+            super().run_trial(trial, *args, **kwargs)
+            lr = math.log10(trial.hyperparameters.values["learning_rate"])
+            return {"score": lr, LAST_METRIC: math.nan if lr > -3 else lr}
+
+    tuner = _NanEnd(
+        directory=str(tmp_path),
+        project_name="p",
+        objective=keras_tuner.Objective("score", "max"),
+        stages=[{"trials": 4, "epochs": 1}, {"trials": 2, "epochs": 1}],
+        top_k=1,
+        promote=1,
+        rank_by="last",
+        seed=1,
+    )
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    lr = {
+        t.trial_id: t.hyperparameters.values["learning_rate"]
+        for t in oracle.trials.values()
+        if oracle.stage_of(t.trial_id) == 1
+    }
+    # The Latin hypercube puts one trial in [10^-2.25, 10^-1]: NaN at the end.
+    assert max(lr.values()) > 1e-3
+    finite = {t: v for t, v in lr.items() if v <= 1e-3}
+    assert oracle.stage_ranges[1]["promoted"] == [max(finite, key=finite.get)]
