@@ -81,21 +81,20 @@ LEARNING_RATES = [float(10.0 ** (-4.5 + 0.25 * k)) for k in range(9)]
 
 def preprocess(raw, how: str):
     """The raw (flattened, 0-255) splits, preprocessed from training statistics."""
-    (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = raw
+    if how not in ("none", "mean_image", "channel_mean", "standardized"):
+        raise ValueError(f"Unknown preprocessing. Received: how={how!r}")
     if how == "none":
         return raw
+    (x_tr, y_tr), (x_val, y_val), (x_test, y_test) = raw
     if how == "channel_mean":
         # Flattened 32 x 32 x 3 images: pixel i is in colour channel i % 3.
         shift = np.tile(x_tr.reshape(-1, 3).mean(0), x_tr.shape[1] // 3)
-        scale = 1.0
     else:
         shift = x_tr.mean(0)
-        scale = 1.0
-        if how == "standardized":
-            std = x_tr.std(0)
-            scale = std.mean() / std
-        elif how != "mean_image":
-            raise ValueError(f"Unknown preprocessing. Received: how={how!r}")
+    scale = 1.0
+    if how == "standardized":
+        std = x_tr.std(0)
+        scale = std.mean() / std
     scale = np.asarray(scale, "float32")
     shift = shift.astype("float32")
     return (

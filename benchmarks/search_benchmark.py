@@ -418,6 +418,11 @@ def spread(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def epochs_to(record) -> int:
+    """A search's epochs to the threshold; never reached: the epochs it spent."""
+    return record["epochs_to_threshold"] or record["epochs"]
+
+
 def to_threshold(runs) -> tuple[float, float, int]:
     """Epochs to the threshold over seeds: mean, median, and how many never.
 
@@ -426,10 +431,7 @@ def to_threshold(runs) -> tuple[float, float, int]:
     Hyperband's 26 of 30), a lower bound of what it would have needed:
     leaving it out would reward a searcher for its failures.
     """
-    values = [
-        r["epochs_to_threshold"] if r["epochs_to_threshold"] else r["epochs"]
-        for r in runs
-    ]
+    values = [epochs_to(r) for r in runs]
     never = sum(1 for r in runs if not r["epochs_to_threshold"])
     return statistics.mean(values), statistics.median(values), never
 
@@ -464,8 +466,8 @@ def paired_table(runs, searchers, reference="coarse_to_fine") -> str:
     The same seed gives every searcher the same initialisation and data, so
     differences per seed cancel that noise: the mean difference of the best
     validation accuracy with its standard error, the seeds `reference` wins,
-    and the mean difference of the epochs to the threshold (never reached:
-    the budget, as in `to_threshold`; negative is fewer for `reference`).
+    and the mean difference of the epochs to the threshold (`epochs_to`;
+    negative is fewer for `reference`).
     """
     by = {(r["searcher"], r["seed"]): r for r in runs}
     lines = [
@@ -474,9 +476,6 @@ def paired_table(runs, searchers, reference="coarse_to_fine") -> str:
         "mean difference | fewer / tied / more |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-
-    def to_thr(r):
-        return r["epochs_to_threshold"] or r["epochs"]
 
     for other in searchers:
         if other == reference:
@@ -491,7 +490,7 @@ def paired_table(runs, searchers, reference="coarse_to_fine") -> str:
             - by[(other, s)]["best_val_accuracy"]
             for s in seeds
         ]
-        ep = [to_thr(by[(reference, s)]) - to_thr(by[(other, s)]) for s in seeds]
+        ep = [epochs_to(by[(reference, s)]) - epochs_to(by[(other, s)]) for s in seeds]
         se = statistics.stdev(acc) / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
 
         def count(xs, sign):

@@ -31,7 +31,7 @@ STAGE_KEY = "tuner/stage"
 EPOCHS_KEY = "tuner/epochs"
 EXPLODED_METRIC = "exploded"
 #: The objective at a trial's last epoch, which `CoarseToFineSearch` reports
-#: beside its best epoch's metrics for `rank_by="last"`.
+#: beside its best epoch's metrics (what `rank_by="last"` ranks by).
 LAST_METRIC = "objective_at_last_epoch"
 
 DEFAULT_STAGES = ({"trials": 30, "epochs": 5}, {"trials": 20, "epochs": 10})
